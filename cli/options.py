@@ -1,0 +1,66 @@
+"""Options shared by several `cmtgeo` commands, defined once and stacked as decorators."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cmt_geo.errors import ConfigError
+from cmt_geo.progress import JsonLinesProgress, NullProgress, Progress, TerminalProgress
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def output_option(required: bool = True, help: str = "Output path.") -> Callable[[Any], Any]:
+    """`-o/--output PATH`."""
+    return click.option("-o", "--output", type=click.Path(path_type=Path), required=required, help=help)
+
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace outputs that already exist (never done silently)."
+)
+
+
+class DeviceType(click.ParamType):
+    """A torch device name: auto, cpu, mps, cuda or cuda:N."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower()
+        if not _DEVICE_PATTERN.match(text):
+            self.fail(f"{value!r} is not a device; use auto, cpu, mps, cuda or cuda:N (e.g. cuda:0)", param, ctx)
+        return text
+
+
+device_option = click.option(
+    "--device",
+    type=DeviceType(),
+    default="auto",
+    show_default=True,
+    help="Where to compute: auto (CUDA, else MPS, else CPU), cpu, mps, cuda or cuda:N.",
+)
+
+progress_option = click.option(
+    "--progress",
+    "progress_kind",
+    type=click.Choice(["bar", "json", "none"]),
+    default="bar",
+    show_default=True,
+    help="Progress display: a bar on stderr, JSON lines on stdout (for scripts and QGIS), or nothing.",
+)
+
+
+def make_progress(kind: str) -> Progress:
+    """The progress reporter for a `--progress` choice: bar, json or none."""
+    if kind == "bar":
+        return TerminalProgress()
+    if kind == "json":
+        return JsonLinesProgress()
+    if kind == "none":
+        return NullProgress()
+    raise ConfigError(f"unknown progress display {kind!r}; use bar, json or none")

@@ -1,0 +1,128 @@
+"""Wavelet transforms, WTConv2d and Haar patch merging."""
+
+from __future__ import annotations
+
+import pytest
+import pywt
+import torch
+import torch.nn.functional as F
+
+from cmt_geo.errors import ConfigError
+from cmt_geo.layers.wavelet import (
+    HaarPatchMerging,
+    WaveletTransform,
+    WTConv2d,
+    dwt2,
+    haar_dwt2,
+    haar_idwt2,
+    idwt2,
+    wavelet_filter_bank,
+)
+
+
+def test_haar_fast_path_matches_pywavelets() -> None:
+    image = torch.randn(6, 10, dtype=torch.float64)
+    low, (horizontal, vertical, diagonal) = pywt.dwt2(image.numpy(), "db1", mode="periodization")
+    bands = haar_dwt2(image[None, None])[0, 0]
+    for ours, theirs in zip(bands, (low, horizontal, vertical, diagonal), strict=True):
+        torch.testing.assert_close(ours, torch.from_numpy(theirs))
+
+
+def test_haar_fast_path_equals_the_convolution_path() -> None:
+    x = torch.randn(2, 3, 8, 12, dtype=torch.float64)
+    analysis, synthesis = wavelet_filter_bank("db1")
+    torch.testing.assert_close(haar_dwt2(x), dwt2(x, analysis))
+    bands = torch.randn(2, 3, 4, 4, 6, dtype=torch.float64)
+    torch.testing.assert_close(haar_idwt2(bands), idwt2(bands, synthesis))
+
+
+@pytest.mark.parametrize("wavelet", ["db1", "haar", "db2", "sym4", "coif1", "bior2.2"])
+def test_inverse_dwt_of_dwt_is_identity(wavelet: str) -> None:
+    transform = WaveletTransform(wavelet).double()
+    x = torch.randn(2, 3, 16, 20, dtype=torch.float64)
+    bands = transform(x)
+    assert bands.shape == (2, 3, 4, 8, 10)
+    torch.testing.assert_close(transform.inverse(bands), x, atol=1e-9, rtol=0)
+
+
+def test_dwt_preserves_energy_for_orthogonal_wavelets() -> None:
+    x = torch.randn(1, 2, 16, 16, dtype=torch.float64)
+    analysis, _ = wavelet_filter_bank("db2")
+    torch.testing.assert_close(dwt2(x, analysis).square().sum(), x.square().sum())
+
+
+def test_unknown_wavelet_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown wavelet 'nope'"):
+        wavelet_filter_bank("nope")
+
+
+@pytest.mark.parametrize("levels", [0, -1])
+def test_wtconv_needs_at_least_one_level(levels: int) -> None:
+    with pytest.raises(ConfigError, match="levels must be at least 1"):
+        WTConv2d(4, levels=levels)
+
+
+@pytest.mark.parametrize(
+    ("kernel_size", "stride", "levels", "size"),
+    [(5, 1, 1, (17, 23)), (8, 1, 1, (16, 16)), (3, 2, 2, (15, 20)), (4, 1, 3, (33, 9)), (7, 3, 2, (31, 31))],
+)
+def test_wtconv_output_shape(kernel_size: int, stride: int, levels: int, size: tuple[int, int]) -> None:
+    layer = WTConv2d(6, kernel_size, stride=stride, levels=levels)
+    out = layer(torch.randn(2, 6, *size))
+    assert out.shape == (2, 6, -(-size[0] // stride), -(-size[1] // stride))
+
+
+@pytest.mark.parametrize("wavelet", ["db1", "db2", "sym3"])
+@pytest.mark.parametrize("size", [(16, 16), (15, 21)])
+def test_wtconv_with_identity_kernels_reconstructs_its_input(wavelet: str, size: tuple[int, int]) -> None:
+    """Identity wavelet kernels with scale 1 and a zero base branch make WTConv2d exactly IDWT(DWT(x)) = x."""
+    layer = WTConv2d(3, kernel_size=3, wavelet=wavelet).double()
+    with torch.no_grad():
+        layer.base_scale.zero_()
+        layer.wavelet_scales[0].fill_(1.0)
+        layer.wavelet_convs[0].weight.zero_()
+        layer.wavelet_convs[0].weight[:, :, 1, 1] = 1.0
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), x, atol=1e-9, rtol=0)
+
+
+def test_wtconv_base_branch_is_a_scaled_depthwise_conv() -> None:
+    layer = WTConv2d(4, kernel_size=5)
+    with torch.no_grad():
+        for scale in layer.wavelet_scales:
+            scale.zero_()
+        layer.base_scale.fill_(0.5)
+    x = torch.randn(1, 4, 12, 12)
+    expected = 0.5 * F.conv2d(x, layer.base_conv.weight, layer.base_conv.bias, padding=2, groups=4)
+    torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_wtconv_runs_forward_and_backward_under_autocast(dtype: torch.dtype) -> None:
+    layer = WTConv2d(8, kernel_size=5, levels=2)
+    x = torch.randn(2, 8, 19, 24, requires_grad=True)
+    with torch.autocast("cpu", dtype=dtype):
+        out = layer(x)
+    assert out.dtype == dtype
+    out.float().square().mean().backward()
+    assert x.grad is not None
+    assert torch.isfinite(x.grad).all()
+    assert layer.wavelet_convs[1].weight.grad is not None
+
+
+def test_wtconv_filters_are_not_parameters_or_checkpoint_state() -> None:
+    layer = WTConv2d(4, kernel_size=3)
+    names = {name for name, _ in layer.named_parameters()}
+    assert names == {"base_conv.weight", "base_conv.bias", "base_scale", "wavelet_convs.0.weight", "wavelet_scales.0"}
+    assert not any("analysis" in key or "synthesis" in key for key in layer.state_dict())
+
+
+def test_haar_patch_merging_is_norm_and_projection_of_the_subbands() -> None:
+    merge = HaarPatchMerging(dim=5, out_dim=7)
+    x = torch.randn(2, 9, 11, 5)  # odd sizes are zero-padded
+    out = merge(x)
+    assert out.shape == (2, 5, 6, 7)
+    padded = F.pad(x.permute(0, 3, 1, 2), (0, 1, 0, 1))
+    bands = haar_dwt2(padded)  # (B, C, 4, h, w)
+    concatenated = torch.cat([bands[:, :, band].permute(0, 2, 3, 1) for band in range(4)], dim=-1)
+    torch.testing.assert_close(out, merge.reduction(merge.norm(concatenated)))

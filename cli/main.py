@@ -15,6 +15,7 @@ import click
 from cmt_geo import __version__
 from cmt_geo.errors import CmtGeoError
 
+from .commands.data import data
 from .commands.info import info
 
 _VERBOSE_KEY = "cmtgeo.verbose"
@@ -74,6 +75,7 @@ def cmtgeo(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     _configure_logging(verbose, quiet)
 
 
+cmtgeo.add_command(data)
 cmtgeo.add_command(info)
 
 

@@ -21,6 +21,10 @@ class DatasetNotFoundError(CmtGeoError, FileNotFoundError):
     """A dataset folder or one of its files is missing."""
 
 
+class InvalidLabelError(CmtGeoError, ValueError):
+    """A label raster or vector holds a colour, value or class that the dataset does not define."""
+
+
 class OutputExistsError(CmtGeoError, FileExistsError):
     """An output exists and overwriting was not asked for."""
 

@@ -1,0 +1,253 @@
+"""The user's own rasters: GeoTIFF imagery with labels as class rasters or vector polygons, in any CRS."""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.features import rasterize
+from rasterio.windows import Window
+
+from cmt_geo.data.base import SampleTransform, SplitOptions, TiledSegmentationDataset, load_split
+from cmt_geo.data.labels import IGNORE_INDEX, RGB, LabelCoding
+from cmt_geo.data.tiles import Problem, TileFiles, missing_labels, read_header
+from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidLabelError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".parquet", ".geoparquet", ".geojson", ".json", ".fgb")
+
+
+def default_colors(count: int) -> tuple[RGB, ...]:
+    """`count` distinct colours spread around the hue circle."""
+    colors = []
+    for index in range(count):
+        red, green, blue = colorsys.hsv_to_rgb(index / max(count, 1), 0.75, 0.95)
+        colors.append((round(red * 255), round(green * 255), round(blue * 255)))
+    return tuple(colors)
+
+
+def _rasters_in(paths: Sequence[Path]) -> dict[str, Path]:
+    """Raster files named or found directly in folders, keyed by file stem."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        candidates = sorted(path.iterdir()) if path.is_dir() else [path]
+        for candidate in candidates:
+            if candidate.suffix.lower() in RASTER_SUFFIXES and candidate.is_file():
+                found[candidate.stem] = candidate
+    return found
+
+
+class VectorLabels:
+    """Class polygons from a GeoPackage, Shapefile, GeoParquet or GeoJSON, rasterized window by window.
+
+    Where polygons overlap, the one that comes later in the file wins.
+
+    Args:
+        path: the vector file.
+        class_column: attribute holding each polygon's class: a class name, or a class index.
+        classes: class names, in index order.
+        crs: the dataset CRS polygons are reprojected to.
+    """
+
+    def __init__(self, path: Path, class_column: str, classes: Sequence[str], crs: CRS) -> None:
+        import geopandas as gpd
+
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            frame = gpd.read_parquet(path)
+        else:
+            frame = gpd.read_file(path, engine="pyogrio")
+        if class_column not in frame.columns:
+            columns = [c for c in frame.columns if c != frame.geometry.name]
+            raise ConfigError(f"{path} has no attribute {class_column!r}; pass class_column= one of {columns}")
+        if frame.crs is None:
+            raise InvalidLabelError(f"{path} has no CRS; assign one (e.g. with ogr2ogr -a_srs) so it can be placed")
+        frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty].to_crs(crs)
+        self.class_ids = self._class_ids(frame[class_column].to_numpy(), classes, path, class_column)
+        self.geometries = frame.geometry.to_numpy()
+        self._tree: shapely.STRtree | None = None
+
+    @staticmethod
+    def _class_ids(values: npt.NDArray[Any], classes: Sequence[str], path: Path, column: str) -> npt.NDArray[np.uint8]:
+        if values.dtype.kind in "iu":
+            bad = values[(values < 0) | (values >= len(classes))]
+            if bad.size:
+                raise InvalidLabelError(
+                    f"{path} attribute {column!r} holds class index {bad[0]}, outside 0..{len(classes) - 1}; "
+                    "fix the attribute or pass more classes"
+                )
+            return values.astype(np.uint8)
+        lookup = {name: index for index, name in enumerate(classes)}
+        unknown = sorted({str(v) for v in values if v not in lookup})
+        if unknown:
+            raise InvalidLabelError(
+                f"{path} attribute {column!r} holds classes {unknown[:5]} not among {list(classes)}; "
+                "add them to classes or fix the attribute"
+            )
+        return np.array([lookup[v] for v in values], dtype=np.uint8)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_tree"] = None
+        return state
+
+    def rasterize(self, transform: Affine, height: int, width: int, fill: int) -> npt.NDArray[np.uint8]:
+        """Class indices (height, width) of the window with this transform; `fill` where no polygon lies."""
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.geometries)
+        x0, y0 = transform @ (0, 0)
+        x1, y1 = transform @ (width, height)
+        hits = self._tree.query(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        if hits.size == 0:
+            return np.full((height, width), fill, dtype=np.uint8)
+        hits.sort()
+        shapes = zip(self.geometries[hits], self.class_ids[hits].tolist(), strict=True)
+        return rasterize(shapes, out_shape=(height, width), transform=transform, fill=fill, dtype="uint8")
+
+
+class RasterSegmentation(TiledSegmentationDataset):
+    """The user's GeoTIFFs with labels as class rasters (values 0..K-1) or vector polygons with a class attribute.
+
+    Rasters may be in different CRSs and resolutions: they are warped on the fly to the dataset CRS and resolution
+    (the first raster's unless given). Image no-data pixels and pixels outside every polygon (unless `background`
+    is set) get the ignore index.
+
+    Args:
+        images: GeoTIFF files, or folders holding them.
+        labels: class rasters (files or folders) matched to images by file name, or one vector file.
+        classes: class names, in index order.
+        colors: one RGB colour per class; spread around the hue circle when None.
+        class_column: with vector labels, the attribute holding the class name or index.
+        background: with vector labels, the class of pixels outside every polygon; ignored when None.
+        nodata: image no-data value; the rasters' own when None.
+        bands: 1-based image bands to read; all when None.
+        crs: dataset CRS (anything rasterio understands, e.g. "EPSG:32632"); the first raster's when None.
+        res: dataset resolution in CRS units; the first raster's when None.
+        split: "train", "val" (carved from the non-test images) or "test".
+        test_images: file stems of the images that form the test split.
+        split_options: how validation images are carved.
+        transforms: applied to every sample.
+        compact: keep the image in its stored dtype and the mask as uint8 (see `TiledSegmentationDataset`).
+    """
+
+    name = "raster"
+
+    def __init__(
+        self,
+        images: str | Path | Sequence[str | Path],
+        labels: str | Path | Sequence[str | Path] | None = None,
+        classes: Sequence[str] = (),
+        colors: Sequence[RGB] | None = None,
+        class_column: str = "class",
+        background: int | None = None,
+        nodata: float | None = None,
+        bands: Sequence[int] | None = None,
+        crs: str | CRS | None = None,
+        res: float | tuple[float, float] | None = None,
+        split: Literal["train", "val", "test"] = "train",
+        test_images: Sequence[str] = (),
+        split_options: SplitOptions | None = None,
+        transforms: SampleTransform | None = None,
+        compact: bool = False,
+    ) -> None:
+        if not classes:
+            raise ConfigError("RasterSegmentation needs classes=[...], the class names in index order")
+        if colors is not None and len(colors) != len(classes):
+            raise ConfigError(f"got {len(colors)} colours for {len(classes)} classes; give one colour per class")
+        if background is not None and not 0 <= background < len(classes):
+            raise ConfigError(f"background={background} is not a class index; use 0..{len(classes) - 1} or None")
+        self.classes = tuple(classes)
+        self.colors = tuple(colors) if colors is not None else default_colors(len(classes))
+        image_paths = [Path(p) for p in ([images] if isinstance(images, str | Path) else images)]
+        label_paths = [Path(p) for p in ([labels] if isinstance(labels, str | Path) else labels or [])]
+        vector = len(label_paths) == 1 and label_paths[0].suffix.lower() in VECTOR_SUFFIXES
+        found, problems = self.scan(
+            image_paths, [] if vector else label_paths, test_images, bands, labelled=bool(labels)
+        )
+        if vector:
+            found = [TileFiles(f.name, f.group, f.split, f.image, None, f.image_bands) for f in found]
+        target_crs = CRS.from_user_input(crs) if crs is not None else None
+        resolution = (float(res), float(res)) if isinstance(res, int | float) else res
+        tiles, dataset_crs, dataset_res = load_split(
+            found,
+            problems,
+            split,
+            split_options or SplitOptions(),
+            1,
+            self.name,
+            image_paths[0],
+            crs=target_crs,
+            res=resolution,
+            georeferenced=True,
+        )
+        if nodata is not None:
+            tiles = [replace(tile, nodata=nodata) for tile in tiles]
+        self.background = background
+        self.vector_labels: VectorLabels | None = None
+        coding = None
+        if vector:
+            if dataset_crs is None:
+                raise InvalidLabelError(
+                    f"vector labels {label_paths[0]} need georeferenced images; the images have no CRS"
+                )
+            self.vector_labels = VectorLabels(label_paths[0], class_column, self.classes, dataset_crs)
+        elif label_paths:
+            label_nodata = [read_header(t.files.label).nodata for t in tiles if t.files.label is not None]
+            ignore = sorted({IGNORE_INDEX, *(int(v) for v in label_nodata if v is not None)})
+            coding = LabelCoding.values(range(len(self.classes)), ignore=ignore)
+        band_names = tuple(f"band{b}" for b in tiles[0].image_bands)
+        super().__init__(tiles, coding, band_names, dataset_crs, dataset_res, transforms, compact)
+
+    @classmethod
+    def scan(
+        cls,
+        images: Sequence[Path],
+        labels: Sequence[Path],
+        test_images: Sequence[str] = (),
+        bands: Sequence[int] | None = None,
+        labelled: bool = True,
+    ) -> tuple[list[TileFiles], list[Problem]]:
+        """The image rasters with their class rasters (matched by file stem), and the pairing problems.
+
+        Raises:
+            DatasetNotFoundError: no raster among `images`.
+        """
+        found_images = _rasters_in(images)
+        if not found_images:
+            raise DatasetNotFoundError(
+                f"no rasters ({', '.join(RASTER_SUFFIXES)}) in {[str(p) for p in images]}; point images= at "
+                "GeoTIFF files or their folder"
+            )
+        found_labels = _rasters_in(labels)
+        if len(found_images) == 1 and len(found_labels) == 1:
+            found_labels = {next(iter(found_images)): next(iter(found_labels.values()))}
+        unknown = sorted(set(test_images) - set(found_images))
+        if unknown:
+            raise ConfigError(f"test_images {unknown} are not among the images {sorted(found_images)[:10]}")
+        chosen = tuple(bands) if bands else None
+        found = [
+            TileFiles(stem, stem, "test" if stem in test_images else "train", path, found_labels.get(stem), chosen)
+            for stem, path in sorted(found_images.items())
+        ]
+        problems = [
+            Problem("missing", path, f"label has no image; name it like an image (e.g. {next(iter(found_images))})")
+            for stem, path in sorted(found_labels.items())
+            if stem not in found_images
+        ]
+        if labelled and labels:
+            problems += missing_labels(found, ("train", "test"), "give a class raster with the image's file name")
+        return found, problems
+
+    def _read_label(self, tile: int, window: Window) -> npt.NDArray[np.uint8]:
+        if self.vector_labels is None:
+            return super()._read_label(tile, window)
+        transform = self.tiles[tile].transform @ Affine.translation(window.col_off, window.row_off)
+        fill = IGNORE_INDEX if self.background is None else self.background
+        return self.vector_labels.rasterize(transform, int(window.height), int(window.width), fill)

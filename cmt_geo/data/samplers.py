@@ -1,0 +1,224 @@
+"""Patch samplers: random area-weighted patches for training and a grid for validation, sharded across DDP ranks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from rasterio.enums import Resampling
+from torch.utils.data import Sampler
+
+from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset
+from cmt_geo.errors import ConfigError
+
+#: Draws per wanted patch before a random sampler gives up avoiding no-data-only or repeated patches.
+_MAX_TRIES = 50
+
+
+def _pair(size: int | tuple[int, int], what: str) -> tuple[int, int]:
+    height, width = (size, size) if isinstance(size, int) else size
+    if height < 1 or width < 1:
+        raise ConfigError(f"{what}={size!r} must be positive pixel counts, e.g. 256 or (256, 256)")
+    return int(height), int(width)
+
+
+def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(rank, world size): the given ones, else torch.distributed's when initialized, else (0, 1)."""
+    if world_size is None:
+        ready = torch.distributed.is_available() and torch.distributed.is_initialized()
+        world_size = torch.distributed.get_world_size() if ready else 1
+        if rank is None:
+            rank = torch.distributed.get_rank() if ready else 0
+    rank = rank or 0
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank={rank} is outside 0..{world_size - 1} for world_size={world_size}")
+    return rank, world_size
+
+
+class ValidityMap:
+    """Where a tile holds data, on a coarse grid: a patch is worth reading when any of its cells is valid.
+
+    Built from a decimated read of the image (one sample per cell), only for tiles with a no-data value or warped
+    edges; other tiles are valid everywhere.
+
+    Args:
+        dataset: the dataset.
+        tile: tile index.
+        cell: cell size in pixels.
+    """
+
+    def __init__(self, dataset: TiledSegmentationDataset, tile: int, cell: int) -> None:
+        source = dataset.tiles[tile]
+        self.cell = cell
+        self.cells: npt.NDArray[np.bool_] | None = None
+        if source.nodata is None and not source.warp:
+            return
+        shape = (math.ceil(source.height / cell), math.ceil(source.width / cell))
+        handle = dataset._handle(tile, label=False)
+        valid = np.ones(shape, dtype=bool)
+        if source.nodata is not None:
+            image = handle.read(source.image_bands, out_shape=(len(source.image_bands), *shape))
+            valid &= (image != source.nodata).any(axis=0)
+        if source.warp:
+            valid &= handle.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
+        self.cells = valid
+
+    def has_data(self, row: int, col: int, height: int, width: int) -> bool:
+        """True when the window touches a valid cell."""
+        if self.cells is None:
+            return True
+        top, left = max(row, 0) // self.cell, max(col, 0) // self.cell
+        bottom, right = math.ceil((row + height) / self.cell), math.ceil((col + width) / self.cell)
+        return bool(self.cells[top:bottom, left:right].any())
+
+
+class _PatchSampler(Sampler[PatchWindow]):
+    """What both samplers share: patch size, DDP shard, epoch and the validity maps."""
+
+    def __init__(
+        self,
+        dataset: TiledSegmentationDataset,
+        size: int | tuple[int, int],
+        rank: int | None,
+        world_size: int | None,
+        skip_nodata: bool,
+    ) -> None:
+        self.dataset = dataset
+        self.size = _pair(size, "size")
+        self.rank, self.world_size = _distributed(rank, world_size)
+        self.epoch = 0
+        cell = max(1, min(self.size) // 4)
+        self.validity = [
+            ValidityMap(dataset, tile, cell) if skip_nodata else None for tile in range(len(dataset.tiles))
+        ]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch: each epoch gets its own reproducible patches (Lightning calls this)."""
+        self.epoch = epoch
+
+    def _has_data(self, window: PatchWindow) -> bool:
+        validity = self.validity[window.tile]
+        return validity is None or validity.has_data(window.row, window.col, window.height, window.width)
+
+
+class RandomPatchSampler(_PatchSampler):
+    """Random patches, tiles chosen by area, no patch drawn twice in an epoch, none that holds only no-data.
+
+    Every rank draws the same global sequence for an epoch (seeded by `seed` and the epoch) and keeps every
+    `world_size`-th patch from its `rank`, so ranks see disjoint patches. Patches lie inside their tile; a tile
+    smaller than the patch gives one padded patch (ignored pixels).
+
+    Args:
+        dataset: a cmt-geo dataset.
+        size: patch (height, width) in pixels, or one number for both.
+        length: patches per epoch per rank; about the number of non-overlapping patches over all tiles when None.
+        seed: seeds the draws.
+        rank: this process's rank; torch.distributed's when None.
+        world_size: number of ranks; torch.distributed's when None.
+        skip_nodata: redraw patches that hold only no-data.
+    """
+
+    def __init__(
+        self,
+        dataset: TiledSegmentationDataset,
+        size: int | tuple[int, int],
+        length: int | None = None,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        skip_nodata: bool = True,
+    ) -> None:
+        super().__init__(dataset, size, rank, world_size, skip_nodata)
+        height, width = self.size
+        self.seed = seed
+        tiles = dataset.tiles
+        self.areas = np.array([tile.height * tile.width for tile in tiles], dtype=np.float64)
+        if length is None:
+            total = sum(max(1, tile.height // height) * max(1, tile.width // width) for tile in tiles)
+            length = math.ceil(total / self.world_size)
+        if length < 1:
+            raise ConfigError(f"length={length} must be at least 1 patch per epoch")
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[PatchWindow]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        height, width = self.size
+        tiles = self.dataset.tiles
+        weights = self.areas / self.areas.sum()
+        wanted = self.length * self.world_size
+        drawn: set[PatchWindow] = set()
+        for index in range(wanted):
+            window = None
+            for _ in range(_MAX_TRIES):
+                tile = int(rng.choice(len(tiles), p=weights))
+                row = int(rng.integers(0, max(tiles[tile].height - height, 0) + 1))
+                col = int(rng.integers(0, max(tiles[tile].width - width, 0) + 1))
+                window = PatchWindow(tile, row, col, height, width)
+                if window not in drawn and self._has_data(window):
+                    break
+            assert window is not None
+            drawn.add(window)
+            if index % self.world_size == self.rank:
+                yield window
+
+
+def grid_starts(extent: int, size: int, stride: int) -> list[int]:
+    """Window starts covering `extent` pixels, the last one flush with the edge (no extra edge row, no overhang)."""
+    if extent <= size:
+        return [0]
+    starts = list(range(0, extent - size, stride))
+    return [*starts, extent - size]
+
+
+class GridPatchSampler(_PatchSampler):
+    """Patches on a regular grid over every tile, for validation; the last row and column sit flush with the edge.
+
+    Windows are dealt round-robin to ranks. With `even_shards` every rank gets the same count (some windows are
+    repeated at the end, as `DistributedSampler` does), which DDP needs so that no rank waits forever.
+
+    Args:
+        dataset: a cmt-geo dataset.
+        size: patch (height, width) in pixels, or one number for both.
+        stride: step between windows; `size` (no overlap) when None.
+        rank: this process's rank; torch.distributed's when None.
+        world_size: number of ranks; torch.distributed's when None.
+        even_shards: give every rank the same number of windows.
+        skip_nodata: leave out windows that hold only no-data.
+    """
+
+    def __init__(
+        self,
+        dataset: TiledSegmentationDataset,
+        size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        even_shards: bool = True,
+        skip_nodata: bool = True,
+    ) -> None:
+        super().__init__(dataset, size, rank, world_size, skip_nodata)
+        height, width = self.size
+        step_y, step_x = _pair(stride, "stride") if stride is not None else self.size
+        windows = [
+            PatchWindow(index, row, col, height, width)
+            for index, tile in enumerate(dataset.tiles)
+            for row in grid_starts(tile.height, height, step_y)
+            for col in grid_starts(tile.width, width, step_x)
+        ]
+        windows = [window for window in windows if self._has_data(window)]
+        if even_shards and windows:
+            total = math.ceil(len(windows) / self.world_size) * self.world_size
+            windows = (windows * math.ceil(total / len(windows)))[:total]
+        self.windows = windows[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __iter__(self) -> Iterator[PatchWindow]:
+        return iter(self.windows)

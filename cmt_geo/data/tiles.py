@@ -1,0 +1,260 @@
+"""Tiles of a dataset: the files found on disk, their raster headers, and the problems found while inspecting them."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+
+from cmt_geo.errors import CmtGeoError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
+
+ProblemKind = Literal["missing", "unreadable", "size", "bands", "labels", "incomplete", "extra"]
+
+_ERRORS: dict[ProblemKind, type[CmtGeoError]] = {
+    "missing": DatasetNotFoundError,
+    "unreadable": InvalidRasterError,
+    "size": InvalidRasterError,
+    "bands": InvalidRasterError,
+    "labels": InvalidLabelError,
+    "incomplete": DatasetNotFoundError,
+    "extra": DatasetNotFoundError,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset folder.
+
+    Args:
+        kind: missing (an image without its label or the reverse), unreadable, size (image and label differ),
+            bands (wrong band count), labels (unknown label colours or values), incomplete (official tiles absent),
+            extra (a tile that is not part of the official dataset; skipped).
+        path: the offending file or folder.
+        message: what is wrong and what to do, on one line.
+        fatal: False for warnings (a partial dataset is valid).
+        split: the official split the problem belongs to; None when it concerns the whole folder.
+    """
+
+    kind: ProblemKind
+    path: Path
+    message: str
+    fatal: bool = True
+    split: str | None = None
+
+    def error(self) -> CmtGeoError:
+        """The exception that reports this problem."""
+        return _ERRORS[self.kind](f"{self.path}: {self.message}")
+
+
+@dataclass(frozen=True)
+class TileFiles:
+    """The files of one tile as found in a dataset folder.
+
+    Args:
+        name: tile name within the dataset (e.g. "area1", "2_10", "seq1/000000").
+        group: the unit a validation split is carved by (the tile name, or a UAVid sequence).
+        split: the official split the tile belongs to.
+        image: path of the image raster.
+        label: path of the label raster, None where the dataset withholds labels.
+        image_bands: 1-based image band indexes to read, in output order; None reads every band.
+        image_count: band count the image must have; None accepts any.
+    """
+
+    name: str
+    group: str
+    split: str
+    image: Path
+    label: Path | None
+    image_bands: tuple[int, ...] | None = None
+    image_count: int | None = None
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a raster header says: size, band count, georeferencing and no-data."""
+
+    height: int
+    width: int
+    count: int
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None
+
+    @property
+    def georeferenced(self) -> bool:
+        """True when the raster has a CRS and a real transform."""
+        return self.crs is not None and self.transform != Affine.identity()
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile ready to read: its files, size and where it sits in the dataset's coordinate space.
+
+    Args:
+        files: the tile's files.
+        height: rows, in the dataset's grid.
+        width: columns, in the dataset's grid.
+        transform: pixel → dataset coordinates (real coordinates, or a pixel-space layout for ungeoreferenced data).
+        image_bands: 1-based band indexes read from the image, in output order.
+        nodata: image value that marks pixels without data, or None.
+        warp: True when the image must be warped (another CRS or resolution than the dataset's).
+    """
+
+    files: TileFiles
+    height: int
+    width: int
+    transform: Affine
+    image_bands: tuple[int, ...]
+    nodata: float | None = None
+    warp: bool = False
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) in dataset coordinates."""
+        x0, y0 = self.transform @ (0, 0)
+        x1, y1 = self.transform @ (self.width, self.height)
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+def open_raster(path: Path | str) -> DatasetReader:
+    """Open a raster for reading, quietly when it has no georeferencing (UAVid and LoveDA PNGs, ISPRS tiles)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
+def read_header(path: Path) -> RasterInfo:
+    """The header of a raster.
+
+    Raises:
+        InvalidRasterError: the file cannot be opened as a raster.
+    """
+    try:
+        with open_raster(path) as src:
+            crs = src.crs if src.crs else None
+            return RasterInfo(src.height, src.width, src.count, crs, src.transform, src.nodata)
+    except RasterioError as exc:
+        message = " ".join(str(exc).split())
+        raise InvalidRasterError(f"cannot read raster {str(path)!r} ({message}); replace the file") from None
+
+
+def inspect_tiles(
+    found: Sequence[TileFiles], label_bands: int
+) -> tuple[list[tuple[TileFiles, RasterInfo]], list[Problem]]:
+    """Read the headers of every tile and list what is wrong.
+
+    Args:
+        found: tiles as found on disk.
+        label_bands: band count a label raster must have (3 for RGB colours, 1 for class values).
+
+    Returns:
+        The usable tiles with their image headers, and the problems (empty when all is well).
+    """
+    usable: list[tuple[TileFiles, RasterInfo]] = []
+    problems: list[Problem] = []
+    for files in found:
+        try:
+            image = read_header(files.image)
+        except InvalidRasterError as exc:
+            problems.append(Problem("unreadable", files.image, _strip_path(exc, files.image)))
+            continue
+        wanted = files.image_count or max(files.image_bands or (1,))
+        if image.count != wanted if files.image_count else image.count < wanted:
+            problems.append(
+                Problem("bands", files.image, f"has {image.count} bands, expected {wanted}; replace the file")
+            )
+            continue
+        if files.label is not None:
+            try:
+                label = read_header(files.label)
+            except InvalidRasterError as exc:
+                problems.append(Problem("unreadable", files.label, _strip_path(exc, files.label)))
+                continue
+            if label.count < label_bands:
+                problems.append(
+                    Problem("bands", files.label, f"has {label.count} bands, expected {label_bands}; replace the file")
+                )
+                continue
+            if (label.height, label.width) != (image.height, image.width):
+                problems.append(
+                    Problem(
+                        "size",
+                        files.label,
+                        f"is {label.width}x{label.height} px but its image {files.image.name} is "
+                        f"{image.width}x{image.height} px; replace the label or the image",
+                    )
+                )
+                continue
+        usable.append((files, image))
+    return usable, problems
+
+
+def _strip_path(exc: Exception, path: Path) -> str:
+    return str(exc).replace(f"cannot read raster {str(path)!r} ", "cannot be read ")
+
+
+def missing_labels(found: Sequence[TileFiles], labelled: Sequence[str], hint: str) -> list[Problem]:
+    """Problems for every image of a labelled split that has no label; `hint` says where the label belongs."""
+    return [
+        Problem("missing", files.image, f"image has no label; {hint.format(name=files.name)}", split=files.split)
+        for files in found
+        if files.label is None and files.split in labelled
+    ]
+
+
+def orphan_labels(labels: dict[str, Path], images: set[str], split_of: dict[str, str]) -> list[Problem]:
+    """Problems for every label (keyed by tile name) whose image is absent."""
+    return [
+        Problem(
+            "missing",
+            path,
+            f"label has no image; put the image of tile {name} in the image folder or remove the label",
+            split=split_of.get(name),
+        )
+        for name, path in sorted(labels.items())
+        if name not in images
+    ]
+
+
+def missing_official(present: set[str], official: Sequence[str], folder: Path, what: str) -> list[Problem]:
+    """A warning naming the official tiles absent from a partial dataset (an empty list when none is absent)."""
+    absent = [name for name in official if name not in present]
+    if not absent:
+        return []
+    shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+    return [
+        Problem(
+            "incomplete",
+            folder,
+            f"holds {len(official) - len(absent)} of {len(official)} official {what}; missing {shown}",
+            fatal=False,
+        )
+    ]
+
+
+def missing_count(present: int, official: int, folder: Path, what: str) -> list[Problem]:
+    """A warning when a partial dataset holds fewer than the official number of tiles (empty when complete)."""
+    if present >= official:
+        return []
+    return [Problem("incomplete", folder, f"holds {present} of {official} official {what}", fatal=False)]
+
+
+def files_by_name(folder: Path, suffix: str, prefix: str = "") -> dict[str, Path]:
+    """Files `prefix + NAME + suffix` directly in `folder`, keyed by NAME (empty when the folder is absent)."""
+    if not folder.is_dir():
+        return {}
+    found = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file() and entry.name.startswith(prefix) and entry.name.endswith(suffix):
+                found[entry.name[len(prefix) : len(entry.name) - len(suffix)]] = Path(entry.path)
+    return found

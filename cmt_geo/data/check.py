@@ -65,7 +65,7 @@ def check_dataset(dataset: str, root: str | Path) -> CheckReport:
     """
     if dataset not in CHECKABLE:
         raise ConfigError(f"cannot check dataset {dataset!r}; use one of {', '.join(CHECKABLE)}")
-    folder = Path(root)
+    folder = Path(root).expanduser()
     if not folder.is_dir():
         raise DatasetNotFoundError(f"{folder} is not a folder; give the unpacked {dataset} dataset folder")
     kind = CHECKABLE[dataset]

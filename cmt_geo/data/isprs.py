@@ -31,7 +31,11 @@ class ImageSource:
 
 
 class ISPRSDataset(TiledSegmentationDataset):
-    """Shared loading of the ISPRS 2D semantic labelling benchmarks (see `Vaihingen` and `Potsdam`)."""
+    """Shared loading of the ISPRS 2D semantic labelling benchmarks (see `Vaihingen` and `Potsdam`).
+
+    Tiles are placed side by side in pixel space (not every release georeferences its labels); the protocol scores
+    the five classes without clutter (`scored_classes`), on eroded labels.
+    """
 
     classes = ("impervious_surface", "building", "low_vegetation", "tree", "car", "clutter")
     colors = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
@@ -74,7 +78,7 @@ class ISPRSDataset(TiledSegmentationDataset):
             transforms: applied to every sample.
             compact: keep the image in its stored dtype and the mask as uint8 (see `TiledSegmentationDataset`).
         """
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         order = bands or self.default_bands
         found, problems = self.scan(self.root, order, labels)
         found = [files for files in found if files.name not in set(exclude_tiles)]

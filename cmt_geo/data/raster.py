@@ -165,8 +165,8 @@ class RasterSegmentation(TiledSegmentationDataset):
             raise ConfigError(f"background={background} is not a class index; use 0..{len(classes) - 1} or None")
         self.classes = tuple(classes)
         self.colors = tuple(colors) if colors is not None else default_colors(len(classes))
-        image_paths = [Path(p) for p in ([images] if isinstance(images, str | Path) else images)]
-        label_paths = [Path(p) for p in ([labels] if isinstance(labels, str | Path) else labels or [])]
+        image_paths = [Path(p).expanduser() for p in ([images] if isinstance(images, str | Path) else images)]
+        label_paths = [Path(p).expanduser() for p in ([labels] if isinstance(labels, str | Path) else labels or [])]
         vector = len(label_paths) == 1 and label_paths[0].suffix.lower() in VECTOR_SUFFIXES
         found, problems = self.scan(
             image_paths, [] if vector else label_paths, test_images, bands, labelled=bool(labels)

@@ -14,7 +14,7 @@ from torch.utils.data import Sampler
 from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset
 from cmt_geo.errors import ConfigError
 
-#: Draws per wanted patch before a random sampler gives up avoiding no-data-only or repeated patches.
+#: Draws per wanted patch before a random sampler gives up avoiding a patch it already drew this epoch.
 _MAX_TRIES = 50
 
 
@@ -38,23 +38,30 @@ def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return rank, world_size
 
 
+def _start_covering(rng: np.random.Generator, pixel: int, size: int, extent: int) -> int:
+    """A random window start, within [0, extent - size], whose window of `size` covers `pixel`."""
+    low, high = max(pixel - size + 1, 0), min(pixel, max(extent - size, 0))
+    return int(rng.integers(low, high + 1)) if high >= low else max(extent - size, 0)
+
+
 class ValidityMap:
     """Where a tile holds data, on a coarse grid: a patch is worth reading when any of its cells is valid.
 
     Built from a decimated read of the image (one sample per cell), only for tiles with a no-data value or warped
-    edges; other tiles are valid everywhere.
+    edges; other tiles (or all, when not `enabled`) are valid everywhere.
 
     Args:
         dataset: the dataset.
         tile: tile index.
         cell: cell size in pixels.
+        enabled: False treats the whole tile as valid without reading it.
     """
 
-    def __init__(self, dataset: TiledSegmentationDataset, tile: int, cell: int) -> None:
+    def __init__(self, dataset: TiledSegmentationDataset, tile: int, cell: int, enabled: bool = True) -> None:
         source = dataset.tiles[tile]
         self.cell = cell
         self.cells: npt.NDArray[np.bool_] | None = None
-        if source.nodata is None and not source.warp:
+        if not enabled or (source.nodata is None and not source.warp):
             return
         shape = (math.ceil(source.height / cell), math.ceil(source.width / cell))
         handle = dataset._handle(tile, label=False)
@@ -65,6 +72,24 @@ class ValidityMap:
         if source.warp:
             valid &= handle.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
         self.cells = valid
+
+    def area(self, tile_height: int, tile_width: int) -> float:
+        """Pixels with data, approximately."""
+        if self.cells is None:
+            return float(tile_height * tile_width)
+        return float(self.cells.sum()) * self.cell**2
+
+    def draw(
+        self, rng: np.random.Generator, tile_height: int, tile_width: int, height: int, width: int
+    ) -> tuple[int, int]:
+        """Top-left (row, col) of a random window inside the tile that touches a valid cell."""
+        if self.cells is None:
+            row = int(rng.integers(0, max(tile_height - height, 0) + 1))
+            return row, int(rng.integers(0, max(tile_width - width, 0) + 1))
+        cell_row, cell_col = np.divmod(int(rng.choice(np.flatnonzero(self.cells))), self.cells.shape[1])
+        pixel_row = min(cell_row * self.cell + int(rng.integers(self.cell)), tile_height - 1)
+        pixel_col = min(cell_col * self.cell + int(rng.integers(self.cell)), tile_width - 1)
+        return _start_covering(rng, pixel_row, height, tile_height), _start_covering(rng, pixel_col, width, tile_width)
 
     def has_data(self, row: int, col: int, height: int, width: int) -> bool:
         """True when the window touches a valid cell."""
@@ -91,21 +116,19 @@ class _PatchSampler(Sampler[PatchWindow]):
         self.rank, self.world_size = _distributed(rank, world_size)
         self.epoch = 0
         cell = max(1, min(self.size) // 4)
-        self.validity = [
-            ValidityMap(dataset, tile, cell) if skip_nodata else None for tile in range(len(dataset.tiles))
-        ]
+        self.validity = [ValidityMap(dataset, tile, cell, skip_nodata) for tile in range(len(dataset.tiles))]
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: each epoch gets its own reproducible patches (Lightning calls this)."""
         self.epoch = epoch
 
     def _has_data(self, window: PatchWindow) -> bool:
-        validity = self.validity[window.tile]
-        return validity is None or validity.has_data(window.row, window.col, window.height, window.width)
+        return self.validity[window.tile].has_data(window.row, window.col, window.height, window.width)
 
 
 class RandomPatchSampler(_PatchSampler):
-    """Random patches, tiles chosen by area, no patch drawn twice in an epoch, none that holds only no-data.
+    """Random patches, tiles chosen by their area with data, no patch drawn twice in an epoch, none that holds only
+    no-data (on the validity map's grid).
 
     Every rank draws the same global sequence for an epoch (seeded by `seed` and the epoch) and keeps every
     `world_size`-th patch from its `rank`, so ranks see disjoint patches. Patches lie inside their tile; a tile
@@ -135,7 +158,9 @@ class RandomPatchSampler(_PatchSampler):
         height, width = self.size
         self.seed = seed
         tiles = dataset.tiles
-        self.areas = np.array([tile.height * tile.width for tile in tiles], dtype=np.float64)
+        self.areas = np.array([v.area(t.height, t.width) for v, t in zip(self.validity, tiles, strict=True)])
+        if not self.areas.sum():
+            raise ConfigError("every tile holds only no-data; check the no-data value or pass skip_nodata=False")
         if length is None:
             total = sum(max(1, tile.height // height) * max(1, tile.width // width) for tile in tiles)
             length = math.ceil(total / self.world_size)
@@ -148,24 +173,25 @@ class RandomPatchSampler(_PatchSampler):
 
     def __iter__(self) -> Iterator[PatchWindow]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        height, width = self.size
-        tiles = self.dataset.tiles
         weights = self.areas / self.areas.sum()
         wanted = self.length * self.world_size
         drawn: set[PatchWindow] = set()
         for index in range(wanted):
-            window = None
+            window = self._draw(rng, weights)
             for _ in range(_MAX_TRIES):
-                tile = int(rng.choice(len(tiles), p=weights))
-                row = int(rng.integers(0, max(tiles[tile].height - height, 0) + 1))
-                col = int(rng.integers(0, max(tiles[tile].width - width, 0) + 1))
-                window = PatchWindow(tile, row, col, height, width)
-                if window not in drawn and self._has_data(window):
+                if window not in drawn:
                     break
-            assert window is not None
+                window = self._draw(rng, weights)
             drawn.add(window)
             if index % self.world_size == self.rank:
                 yield window
+
+    def _draw(self, rng: np.random.Generator, weights: npt.NDArray[np.float64]) -> PatchWindow:
+        height, width = self.size
+        tile = int(rng.choice(len(weights), p=weights))
+        source = self.dataset.tiles[tile]
+        row, col = self.validity[tile].draw(rng, source.height, source.width, height, width)
+        return PatchWindow(tile, row, col, height, width)
 
 
 def grid_starts(extent: int, size: int, stride: int) -> list[int]:

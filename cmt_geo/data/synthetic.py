@@ -82,20 +82,26 @@ def _box(cx: float, cy: float, length: float, breadth: float, angle: float) -> s
     return affinity.rotate(shape, angle, origin=(cx, cy))
 
 
-def make_scene(height: int, width: int, seed: int = 0, gsd: float = 0.1) -> Scene:
+def default_gsd(height: int, width: int) -> float:
+    """10 cm, coarser for small scenes so that every scene spans at least 60 m and holds several objects."""
+    return max(0.1, 60.0 / min(height, width))
+
+
+def make_scene(height: int, width: int, seed: int = 0, gsd: float | None = None) -> Scene:
     """Draw a scene's objects.
 
     Args:
         height: rows.
         width: columns.
         seed: the same seed gives the same scene.
-        gsd: ground sample distance in metres, which sets object sizes in pixels.
+        gsd: ground sample distance in metres, which sets object sizes in pixels; `default_gsd` when None.
 
     Raises:
         ConfigError: a size below 32 pixels or a non-positive gsd.
     """
     if height < 32 or width < 32:
         raise ConfigError(f"scene size {width}x{height} is too small; use at least 32x32 pixels")
+    gsd = default_gsd(height, width) if gsd is None else gsd
     if gsd <= 0:
         raise ConfigError(f"gsd={gsd} must be positive metres per pixel, e.g. 0.1")
     rng = np.random.default_rng(seed)
@@ -247,7 +253,7 @@ def write_raster_pair(
     label_path: Path,
     size: int | tuple[int, int],
     seed: int = 0,
-    gsd: float = 0.1,
+    gsd: float | None = None,
     crs: str = "EPSG:32632",
     nodata_corner: bool = False,
 ) -> None:
@@ -258,11 +264,12 @@ def write_raster_pair(
         label_path: the label GeoTIFF (class indices, no-data 255).
         size: (height, width) in pixels, or one number for both.
         seed: scene seed.
-        gsd: ground sample distance in metres.
+        gsd: ground sample distance in metres; `default_gsd` when None.
         crs: the CRS written.
         nodata_corner: blank a triangle in the top-left corner, as at the edge of an orthophoto's footprint.
     """
     height, width = (size, size) if isinstance(size, int) else size
+    gsd = default_gsd(height, width) if gsd is None else gsd
     scene = make_scene(height, width, seed, gsd)
     transform = Affine(gsd, 0.0, 500000.0 + 1000.0 * seed, 0.0, -gsd, 5400000.0)
     common = {"driver": "GTiff", "height": height, "width": width, "crs": crs, "transform": transform}

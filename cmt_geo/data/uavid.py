@@ -52,7 +52,7 @@ class UAVid(TiledSegmentationDataset):
             transforms: applied to every sample.
             compact: keep the image in its stored dtype and the mask as uint8 (see `TiledSegmentationDataset`).
         """
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         found, problems = self.scan(self.root)
         options = split_options or SplitOptions(test_source="val")
         tiles, crs, res = load_split(found, problems, split, options, 3, self.name, self.root)

@@ -1,0 +1,154 @@
+"""The user's own rasters: class rasters or polygons as labels, several CRSs, no-data, windowed reads only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import torch
+
+from cmt_geo.data import IGNORE_INDEX, PatchWindow, RasterSegmentation, SplitOptions
+from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidLabelError
+
+from .conftest import fixture_script
+
+RASTER = fixture_script("raster")
+ALL = SplitOptions(val_fraction=0)
+
+
+def _whole(dataset: RasterSegmentation, tile: int) -> dict[str, torch.Tensor]:
+    source = dataset.tiles[tile]
+    return dataset[PatchWindow(tile, 0, 0, source.height, source.width)]
+
+
+def test_class_rasters_nodata_and_dtypes(pristine: Callable[[str], Path]) -> None:
+    root = pristine("raster")
+    dataset = RasterSegmentation(root / "images", root / "labels", classes=RASTER.CLASSES, split_options=ALL)
+    assert str(dataset.crs.to_epsg()) == "32632"
+    assert dataset.res == (1.0, 1.0)
+    sample = _whole(dataset, 0)
+    assert sample["image"].shape == (3, RASTER.HEIGHT, RASTER.WIDTH)
+    assert sample["image"].dtype == torch.float32
+    expected = torch.from_numpy(RASTER.class_map().astype(np.int64))
+    expected[:8, :8] = IGNORE_INDEX
+    assert torch.equal(sample["mask"], expected)
+    assert sample["transform"].tolist() == [1.0, 0.0, 500000.0, 0.0, -1.0, 5000000.0]
+
+
+def test_a_raster_in_another_crs_is_warped_to_the_dataset_grid(pristine: Callable[[str], Path]) -> None:
+    root = pristine("raster")
+    dataset = RasterSegmentation(root / "images", root / "labels", classes=RASTER.CLASSES, split_options=ALL)
+    warped = dataset.tiles[1]
+    assert warped.warp
+    assert warped.files.name == "b"
+    assert warped.width > 2 * RASTER.WIDTH
+    assert warped.height > 2 * RASTER.HEIGHT
+    mask = _whole(dataset, 1)["mask"]
+    corners = mask[[0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corners == IGNORE_INDEX).all()  # outside the rotated footprint
+    assert set(mask.unique().tolist()) == {0, 1, 2, IGNORE_INDEX}
+
+
+def test_polygons_in_another_crs_match_the_class_rasters(pristine: Callable[[str], Path]) -> None:
+    root = pristine("raster")
+    rasters = RasterSegmentation(root / "images", root / "labels", classes=RASTER.CLASSES, split_options=ALL)
+    vectors = RasterSegmentation(root / "images", root / "polygons.gpkg", classes=RASTER.CLASSES, split_options=ALL)
+    from_raster, from_vector = _whole(rasters, 0)["mask"], _whole(vectors, 0)["mask"]
+    assert (from_raster == from_vector).float().mean() > 0.97  # edges differ by rasterization rules only
+    assert (from_vector[:8, :8] == IGNORE_INDEX).all()  # image no-data stays ignored
+
+
+def test_background_fills_pixels_outside_polygons(pristine: Callable[[str], Path], tmp_path: Path) -> None:
+    root = pristine("raster")
+    frame = gpd.read_file(root / "polygons.gpkg")
+    frame.iloc[[0]].to_parquet(tmp_path / "water.parquet")
+    ignored = RasterSegmentation(root / "images/a.tif", tmp_path / "water.parquet", classes=RASTER.CLASSES)
+    filled = RasterSegmentation(root / "images/a.tif", tmp_path / "water.parquet", classes=RASTER.CLASSES, background=1)
+    window = PatchWindow(0, 20, 40, 8, 8)  # right of the water polygon
+    assert (ignored[window]["mask"] == IGNORE_INDEX).all()
+    assert (filled[window]["mask"] == 1).all()
+
+
+def test_integer_class_attribute_and_bad_attributes(pristine: Callable[[str], Path], tmp_path: Path) -> None:
+    root = pristine("raster")
+    frame = gpd.read_file(root / "polygons.gpkg")
+    frame["code"] = [RASTER.CLASSES.index(name) for name in frame["class"]]
+    frame.to_file(tmp_path / "codes.shp")
+    coded = RasterSegmentation(
+        root / "images/a.tif", tmp_path / "codes.shp", classes=RASTER.CLASSES, class_column="code"
+    )
+    named = RasterSegmentation(root / "images/a.tif", root / "polygons.gpkg", classes=RASTER.CLASSES)
+    assert torch.equal(_whole(coded, 0)["mask"], _whole(named, 0)["mask"])
+    with pytest.raises(ConfigError, match="has no attribute 'kind'; pass class_column= one of"):
+        RasterSegmentation(root / "images/a.tif", root / "polygons.gpkg", classes=RASTER.CLASSES, class_column="kind")
+    with pytest.raises(InvalidLabelError, match=r"holds classes \['forest'\] not among"):
+        RasterSegmentation(root / "images/a.tif", root / "polygons.gpkg", classes=["water", "field"])
+    with pytest.raises(InvalidLabelError, match=r"class index 2, outside 0\.\.1"):
+        RasterSegmentation(root / "images/a.tif", tmp_path / "codes.shp", classes=["a", "b"], class_column="code")
+
+
+def test_user_options_are_checked(pristine: Callable[[str], Path], tmp_path: Path) -> None:
+    root = pristine("raster")
+    with pytest.raises(ConfigError, match="needs classes"):
+        RasterSegmentation(root / "images")
+    with pytest.raises(ConfigError, match="2 colours for 3 classes"):
+        RasterSegmentation(root / "images", classes=RASTER.CLASSES, colors=[(0, 0, 0), (1, 1, 1)])
+    with pytest.raises(DatasetNotFoundError, match="no rasters"):
+        RasterSegmentation(tmp_path, classes=RASTER.CLASSES)
+    with pytest.raises(ConfigError, match=r"test_images \['c'\] are not among the images"):
+        RasterSegmentation(root / "images", classes=RASTER.CLASSES, test_images=["c"])
+
+
+def test_label_value_outside_the_classes(pristine: Callable[[str], Path]) -> None:
+    root = pristine("raster")
+    dataset = RasterSegmentation(root / "images/a.tif", root / "labels/a.tif", classes=["water", "field"])
+    with pytest.raises(InvalidLabelError, match="holds 2, which is not a class"):
+        _whole(dataset, 0)
+
+
+def test_test_images_form_the_test_split(pristine: Callable[[str], Path]) -> None:
+    root = pristine("raster")
+    train = RasterSegmentation(root / "images", root / "labels", classes=RASTER.CLASSES, test_images=["b"])
+    test = RasterSegmentation(root / "images", root / "labels", classes=RASTER.CLASSES, test_images=["b"], split="test")
+    assert [t.files.name for t in train.tiles] == ["a"]
+    assert [t.files.name for t in test.tiles] == ["b"]
+
+
+_MEMORY_PROBE = """
+import json, resource, sys
+import numpy as np, rasterio
+from rasterio.windows import Window
+from cmt_geo.data import PatchWindow, RandomPatchSampler, RasterSegmentation
+root, size = sys.argv[1], int(sys.argv[2])
+profile = dict(driver="GTiff", width=size, height=size, dtype="uint8", crs="EPSG:32632", tiled=True, blockxsize=256,
+               blockysize=256, sparse_ok=True, transform=rasterio.transform.from_origin(500000, 5000000, 0.1, 0.1))
+with rasterio.open(root + "/image.tif", "w", count=4, **profile) as image, \\
+        rasterio.open(root + "/label.tif", "w", count=1, **profile) as label:
+    for row in range(0, size, size // 4):  # a few real blocks; the rest stays sparse
+        image.write(np.full((4, 256, 256), 7, np.uint8), window=Window(row, row, 256, 256))
+        label.write(np.ones((1, 256, 256), np.uint8), window=Window(row, row, 256, 256))
+dataset = RasterSegmentation(root + "/image.tif", root + "/label.tif", classes=["a", "b"])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for window in RandomPatchSampler(dataset, 256, length=64, seed=0):
+    sample = dataset[window]
+window = PatchWindow(0, 0, 0, 256, 256)
+assert dataset[window]["image"].max() == 7 and dataset[window]["mask"].max() == 1
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_mib": (after - before) / 1024}))
+"""
+
+
+@pytest.mark.slow
+def test_reading_patches_reads_only_their_windows(tmp_path: Path) -> None:
+    size = 16384  # 1.25 GiB of pixels in the image and the label, decoded
+    env = {**os.environ, "GDAL_CACHEMAX": "32"}  # MiB of decoded blocks GDAL may keep
+    command = [sys.executable, "-c", _MEMORY_PROBE, str(tmp_path), str(size)]
+    grew = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout)["grew_mib"]
+    assert grew < 96, f"memory grew by {grew:.0f} MiB reading 65 patches of a {size}x{size} raster"

@@ -1,0 +1,115 @@
+"""Synthetic scenes: deterministic, every class drawn, readable through every dataset class, safe to write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from cmt_geo.data import (
+    IGNORE_INDEX,
+    GridPatchSampler,
+    LoveDA,
+    PatchWindow,
+    Potsdam,
+    RasterSegmentation,
+    SplitOptions,
+    UAVid,
+    Vaihingen,
+    make_scene,
+    write_synthetic,
+)
+from cmt_geo.data.synthetic import CLASSES, render
+from cmt_geo.errors import ConfigError, OutputExistsError
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+
+def test_same_seed_same_scene_other_seed_other_scene() -> None:
+    first = render(make_scene(96, 128, seed=4), 0, 96)
+    again = render(make_scene(96, 128, seed=4), 0, 96)
+    other = render(make_scene(96, 128, seed=5), 0, 96)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[1], other[1])
+    assert first[0].shape == (4, 96, 128)
+    assert first[1].shape == (96, 128)
+
+
+def test_strips_join_seamlessly() -> None:
+    scene = make_scene(80, 64, seed=1)
+    whole = render(scene, 0, 80)[1]
+    assert np.array_equal(np.concatenate([render(scene, 0, 30)[1], render(scene, 30, 80)[1]]), whole)
+
+
+def test_every_class_appears_and_classes_differ_in_colour() -> None:
+    image, label = render(make_scene(768, 768, seed=0), 0, 768)
+    counts = np.bincount(label.ravel(), minlength=len(CLASSES))
+    assert (counts > 0).all(), dict(zip(CLASSES, counts.tolist(), strict=True))
+    assert counts.max() < 0.8 * label.size  # no class swamps the scene
+    means = np.array([image[:, label == c].mean(axis=1) for c in range(len(CLASSES))])
+    assert np.linalg.norm(means[2] - means[3]) > 20  # trees and grass differ, mostly through NIR and texture
+    assert image.min() >= 1  # 0 is kept for no-data
+
+
+def test_raster_layout_is_georeferenced_tiled_and_has_a_nodata_corner(tmp_path: Path) -> None:
+    out = write_synthetic(tmp_path / "scene", "raster", size=128, seed=2)
+    with rasterio.open(out / "image.tif") as src:
+        assert (src.count, src.crs.to_epsg(), src.nodata, src.block_shapes[0]) == (4, 32632, 0, (256, 256))
+    dataset = RasterSegmentation(out / "image.tif", out / "label.tif", classes=CLASSES)
+    sample = dataset[PatchWindow(0, 0, 0, 128, 128)]
+    assert (sample["mask"][:10, :10] == IGNORE_INDEX).all()
+    assert (sample["mask"][-20:, -20:] != IGNORE_INDEX).all()
+    assert all(w.row + w.col + 32 > 0 for w in GridPatchSampler(dataset, 32))
+
+
+@pytest.mark.parametrize(
+    ("layout", "dataset", "test_source"),
+    [
+        ("vaihingen", Vaihingen, "test"),
+        ("potsdam", Potsdam, "test"),
+        ("uavid", UAVid, "val"),
+        ("loveda", LoveDA, "val"),
+    ],
+)
+def test_benchmark_layouts_load_through_their_datasets(
+    tmp_path: Path, layout: str, dataset: type, test_source: str
+) -> None:
+    root = write_synthetic(tmp_path / layout, layout, size=64, seed=0, tiles=3)  # type: ignore[arg-type]
+    options = SplitOptions(val_fraction=0, test_source=test_source)
+    for split, count in (("train", 2), ("test", 1)):
+        loaded = dataset(root, split=split, split_options=options)
+        assert len(loaded.tiles) == count, split
+        mask = loaded[PatchWindow(0, 0, 0, 64, 64)]["mask"]
+        assert mask.dtype == torch.int64
+        assert ((mask < len(loaded.classes)) | (mask == IGNORE_INDEX)).all()
+        assert len(mask.unique()) >= 2
+
+
+def test_refuses_to_overwrite_and_never_half_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_synthetic(tmp_path / "scene", "raster", size=64)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(OutputExistsError, match="pass --overwrite"):
+        write_synthetic(out, "raster", size=64)
+    import cmt_geo.data.synthetic as synthetic
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(synthetic, "write_raster_pair", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_synthetic(out, "raster", size=64, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scene"]  # no staging folder left behind
+
+
+def test_bad_synthetic_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'mosaic' is not a layout"):
+        write_synthetic(tmp_path / "x", "mosaic")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="too small"):
+        make_scene(16, 64)
+    with pytest.raises(ConfigError, match="more than the vaihingen layout has room for"):
+        write_synthetic(tmp_path / "y", "vaihingen", size=32, tiles=40)
+    assert not (tmp_path / "y").exists()

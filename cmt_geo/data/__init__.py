@@ -1,6 +1,12 @@
 """Datasets, samplers, augmentation and synthetic scenes for training on aerial, UAV and satellite rasters."""
 
-from cmt_geo.data.augment import AugmentConfig, GpuAugmentation, NormalizationStats, estimate_normalization
+from cmt_geo.data.augment import (
+    AugmentConfig,
+    GpuAugmentation,
+    NormalizationStats,
+    dataset_normalization,
+    estimate_normalization,
+)
 from cmt_geo.data.base import PatchWindow, SplitOptions, TiledSegmentationDataset
 from cmt_geo.data.check import CheckReport, check_dataset
 from cmt_geo.data.isprs import Potsdam, Vaihingen
@@ -39,6 +45,7 @@ __all__ = [
     "UAVid",
     "Vaihingen",
     "check_dataset",
+    "dataset_normalization",
     "estimate_normalization",
     "make_scene",
     "write_raster_pair",

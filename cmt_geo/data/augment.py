@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cmt_geo.data.base import TiledSegmentationDataset
 from cmt_geo.data.labels import IGNORE_INDEX
+from cmt_geo.data.samplers import GridPatchSampler
 from cmt_geo.errors import ConfigError
 
 
@@ -95,6 +97,15 @@ def estimate_normalization(
     mean = torch.stack(sums).sum(0) / count
     std = (torch.stack(squares).sum(0) / count - mean**2).clamp_min(1e-12).sqrt()
     return NormalizationStats(tuple(mean.tolist()), tuple(std.clamp_min(1e-6).tolist()), tuple(bands))
+
+
+def dataset_normalization(
+    dataset: TiledSegmentationDataset, patch: int = 256, max_samples: int = 256
+) -> NormalizationStats:
+    """A dataset's normalization statistics, from up to `max_samples` grid patches spread over all its tiles."""
+    windows = list(GridPatchSampler(dataset, patch, rank=0, world_size=1))
+    spread = windows[:: max(1, len(windows) // max_samples)]
+    return estimate_normalization((dataset[window] for window in spread), dataset.band_names, max_samples)
 
 
 @dataclass(frozen=True)

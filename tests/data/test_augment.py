@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 
-from cmt_geo.data import IGNORE_INDEX, AugmentConfig, GpuAugmentation, NormalizationStats, estimate_normalization
+from cmt_geo.data import (
+    IGNORE_INDEX,
+    AugmentConfig,
+    GpuAugmentation,
+    LoveDA,
+    NormalizationStats,
+    PatchWindow,
+    SplitOptions,
+    dataset_normalization,
+    estimate_normalization,
+)
 from cmt_geo.errors import ConfigError
 
 GEOMETRY_ONLY = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "color_p": 0.0}
@@ -74,8 +87,9 @@ def test_normalization_stats_round_trip_and_estimate() -> None:
         NormalizationStats((1.0, 2.0), (3.0,), ("a", "b"))
     generator = torch.Generator().manual_seed(0)
     samples = []
-    for _ in range(6):
-        image = torch.stack([torch.randn(16, 16, generator=generator) * 2 + 7, torch.randn(16, 16) * 5 - 1])
+    for _ in range(20):
+        noise = torch.randn(2, 16, 16, generator=generator)
+        image = torch.stack([noise[0] * 2 + 7, noise[1] * 5 - 1])
         mask = torch.zeros(16, 16, dtype=torch.int64)
         image[:, :4], mask[:4] = 1000.0, IGNORE_INDEX  # ignored pixels do not count
         samples.append({"image": image, "mask": mask})
@@ -84,6 +98,20 @@ def test_normalization_stats_round_trip_and_estimate() -> None:
     assert estimated.std == pytest.approx((2.0, 5.0), rel=0.1)
     with pytest.raises(ConfigError, match="no samples"):
         estimate_normalization([], ["a"])
+
+
+def test_dataset_normalization_matches_the_pixels(pristine: Callable[[str], Path]) -> None:
+    dataset = LoveDA(pristine("loveda"), split_options=SplitOptions(val_fraction=0))
+    stats = dataset_normalization(dataset, patch=16, max_samples=1000)
+    assert stats.bands == ("red", "green", "blue")
+    pixels = []
+    for tile in range(len(dataset.tiles)):
+        sample = dataset[PatchWindow(tile, 0, 0, 32, 32)]
+        labelled = sample["mask"] != IGNORE_INDEX
+        pixels.append(sample["image"][:, labelled])
+    values = torch.cat(pixels, dim=1).double()
+    assert stats.mean == pytest.approx(values.mean(1).tolist(), rel=1e-6)
+    assert stats.std == pytest.approx(values.std(1, correction=0).tolist(), rel=1e-6)
 
 
 def test_bad_augment_options_and_shapes() -> None:

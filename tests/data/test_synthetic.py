@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,50 @@ def test_bad_synthetic_options(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="more than the vaihingen layout has room for"):
         write_synthetic(tmp_path / "y", "vaihingen", size=32, tiles=40)
     assert not (tmp_path / "y").exists()
+
+
+def _pixel_accuracy(
+    model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]
+) -> float:
+    """Fit on random 96x96 crops of one scene, score on another."""
+    image, label = (torch.from_numpy(a).unsqueeze(0) for a in train)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(600):
+        row, col = torch.randint(0, image.shape[-1] - 96, (2,), generator=generator).tolist()
+        crop = (..., slice(row, row + 96), slice(col, col + 96))
+        loss = torch.nn.functional.cross_entropy(model(image[crop].float() / 255), label[crop].long())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(test[0]).unsqueeze(0).float() / 255).argmax(1)[0]
+    return (predicted.numpy() == test[1]).mean()
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Small convolutions run faster on one thread than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_scenes_are_learnable_but_colour_alone_is_not_enough() -> None:
+    torch.manual_seed(0)
+    train, test = (render(make_scene(384, 384, seed=seed), 0, 384) for seed in (0, 1))
+    majority = np.bincount(test[1].ravel()).max() / test[1].size
+    colour_only = _pixel_accuracy(torch.nn.Conv2d(4, 6, 1), train, test)
+    context = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 16, 5, padding=2),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 5, padding=4, dilation=2),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 6, 1),
+    )
+    with_context = _pixel_accuracy(context, train, test)
+    assert majority < colour_only < with_context - 0.05  # texture and shape carry what colour cannot
+    assert with_context < 0.97  # a tiny CNN does not solve it: room for a real model

@@ -1,0 +1,90 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cmt_geo.layers.ss2d import SS2D, VSSBlock
+
+
+def expected_parameters(d_model: int, d_state: int = 16, expand: float = 2.0, d_conv: int = 3) -> int:
+    """VMamba v0's SS2D parameter count."""
+    d_inner, rank = int(expand * d_model), math.ceil(d_model / 16)
+    return (
+        d_model * 2 * d_inner  # in_proj
+        + d_inner * d_conv * d_conv
+        + d_inner  # depthwise conv
+        + 4 * (rank + 2 * d_state) * d_inner  # x_proj
+        + 4 * d_inner * rank
+        + 4 * d_inner  # dt_proj
+        + 4 * d_inner * d_state
+        + 4 * d_inner  # A_logs, Ds
+        + 2 * d_inner  # out_norm
+        + d_inner * d_model  # out_proj
+    )
+
+
+@pytest.mark.parametrize("d_model", [16, 96, 100])
+def test_parameter_count_matches_vmamba(d_model: int) -> None:
+    layer = SS2D(d_model)
+    assert sum(p.numel() for p in layer.parameters()) == expected_parameters(d_model)
+    assert layer.dt_rank == math.ceil(d_model / 16)
+
+
+def test_initialization() -> None:
+    layer = SS2D(32, dt_min=1e-3, dt_max=0.1)
+    step = F.softplus(layer.dt_projs_bias)
+    assert step.min() >= 1e-3 * 0.999
+    assert step.max() <= 0.1 * 1.001
+    torch.testing.assert_close(-torch.exp(layer.A_logs[5]), -torch.arange(1.0, 17.0))
+    assert torch.equal(layer.Ds, torch.ones_like(layer.Ds))
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 7), (8, 8)])
+def test_forward_shape_and_gradients_reach_every_parameter(height: int, width: int) -> None:
+    torch.manual_seed(0)
+    block = VSSBlock(24, drop_path_rate=0.1)
+    x = torch.randn(2, height, width, 24, requires_grad=True)
+    out = block(x)
+    assert out.shape == x.shape
+    out.square().mean().backward()
+    assert x.grad is not None
+    assert torch.isfinite(x.grad).all()
+    for name, parameter in block.named_parameters():
+        assert parameter.grad is not None, name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_backends_agree_inside_the_layer() -> None:
+    torch.manual_seed(0)
+    layer = SS2D(16)
+    x = torch.randn(1, 6, 5, 16)
+    outputs = {}
+    for backend in ("ref", "torch", "cpu"):
+        layer.scan_backend = backend
+        outputs[backend] = layer(x)
+    torch.testing.assert_close(outputs["torch"], outputs["ref"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(outputs["cpu"], outputs["ref"], rtol=1e-5, atol=1e-6)
+
+
+def test_each_direction_sees_the_whole_map() -> None:
+    """A change at the first pixel reaches the last one through the forward scans, and vice versa."""
+    torch.manual_seed(0)
+    layer = SS2D(8).eval()
+    x = torch.randn(1, 4, 5, 8, requires_grad=True)
+    layer(x)[0, -1, -1].sum().backward()
+    assert x.grad is not None
+    assert x.grad[0, 0, 0].abs().sum() > 0
+
+
+def test_bf16_autocast_forward_and_backward_on_cpu() -> None:
+    torch.manual_seed(0)
+    block = VSSBlock(16)
+    x = torch.randn(2, 6, 6, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x)
+    out.float().mean().backward()
+    assert torch.isfinite(out.float()).all()
+    reference = block(x)
+    assert (out.float() - reference).abs().max() / reference.abs().max() < 0.05
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in block.parameters())

@@ -1,0 +1,243 @@
+"""Every scan backend against `selective_scan_ref`: outputs, gradients, dtypes, stability, dispatch.
+
+Errors are measured as max|x - x_ref| / max|x_ref| per tensor, against the reference computed in fp64 on the same
+inputs, so that each number is the backend's own error.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import Tensor
+
+from cmt_geo.errors import BackendUnavailableError, ConfigError
+from cmt_geo.ops import _scan_cpu, _scan_torch, available_backends, selective_scan, selective_scan_ref
+from cmt_geo.ops.selective_scan import BACKEND_ENV_VAR, resolve_backend
+
+CPU_BACKENDS = [name for name in available_backends("cpu") if name != "ref"]
+ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+# Half-precision tolerances: a few units of the format's rounding (fp16 eps 9.8e-4, bf16 eps 7.8e-3) on outputs,
+# more on gradients, which pass through more half-precision roundings of inputs and outputs.
+TOLERANCE = {torch.float32: (1e-5, 1e-5), torch.float16: (3e-3, 1e-2), torch.bfloat16: (2.5e-2, 6e-2)}
+
+
+def make_inputs(
+    batch: int,
+    channels: int,
+    length: int,
+    d_state: int = 16,
+    groups: int | None = 2,
+    with_D: bool = True,
+    with_z: bool = True,
+    with_bias: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    seed: int = 0,
+    softplus: bool = True,
+) -> dict[str, Tensor | None]:
+    """Random scan inputs like SS2D's: groups=None gives (B, N, L) B and C shared by all channels.
+
+    delta is drawn in [-1.5, 1] for use through softplus, or in [0, 1.5] when it is the step size itself.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=gen)
+
+    state_shape = (batch, d_state, length) if groups is None else (batch, groups, d_state, length)
+    inputs: dict[str, Tensor | None] = {
+        "u": rand(batch, channels, length),
+        "delta": (torch.rand(batch, channels, length, generator=gen) * 2.5 - 1.5).abs_()
+        if not softplus
+        else torch.rand(batch, channels, length, generator=gen) * 2.5 - 1.5,
+        "A": -torch.exp(rand(channels, d_state) * 0.5),
+        "B": rand(*state_shape),
+        "C": rand(*state_shape),
+        "D": rand(channels) if with_D else None,
+        "z": rand(batch, channels, length) if with_z else None,
+        "delta_bias": torch.rand(channels, generator=gen) * 0.5 if with_bias else None,
+    }
+    weights = {"A", "D", "delta_bias"}  # kept in fp32 like model parameters
+    return {
+        k: None if v is None else v.to(device=device, dtype=torch.float32 if k in weights else dtype)
+        for k, v in inputs.items()
+    }
+
+
+def rel_error(x: Tensor, ref: Tensor) -> float:
+    return ((x.double() - ref.double()).abs().max() / ref.double().abs().max().clamp_min(1e-30)).item()
+
+
+def run_with_grads(
+    scan_inputs: dict[str, Tensor | None], seed: int = 1, **kwargs: object
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Output and the gradients of <out, random cotangent> for every given input."""
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in scan_inputs.items() if v is not None}
+    backend = kwargs.pop("backend", None)
+    args = {**scan_inputs, **leaves}
+    out = (
+        selective_scan(**args, **kwargs, backend=backend)  # type: ignore[arg-type]
+        if backend is not None
+        else selective_scan_ref(**args, **kwargs)  # type: ignore[arg-type]
+    )
+    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(out)
+    grads = torch.autograd.grad(out, list(leaves.values()), cotangent)
+    return out.detach(), dict(zip(leaves, grads, strict=True))
+
+
+def in_fp64(scan_inputs: dict[str, Tensor | None]) -> dict[str, Tensor | None]:
+    return {k: None if v is None else v.double() for k, v in scan_inputs.items()}
+
+
+def assert_matches_reference(
+    backend: str, scan_inputs: dict[str, Tensor | None], out_tol: float, grad_tol: float, **kwargs: object
+) -> None:
+    out, grads = run_with_grads(scan_inputs, backend=backend, **kwargs)
+    ref_out, ref_grads = run_with_grads(in_fp64(scan_inputs), **kwargs)
+    assert out.dtype == scan_inputs["u"].dtype  # type: ignore[union-attr]
+    assert torch.isfinite(out).all()
+    assert rel_error(out, ref_out) <= out_tol, f"out: {rel_error(out, ref_out):.2e}"
+    for name, grad in grads.items():
+        assert grad.shape == scan_inputs[name].shape  # type: ignore[union-attr]
+        error = rel_error(grad, ref_grads[name])
+        assert error <= grad_tol, f"d{name}: {error:.2e}"
+
+
+SHAPES = [  # (batch, channels, length, d_state, groups)
+    (1, 4, 1, 16, 1),
+    (2, 8, 37, 16, 4),
+    (1, 6, 64, 8, None),
+    (2, 12, 130, 4, 3),
+    (1, 16, 300, 16, 16),
+]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, (x if x is not None else 0 for x in s))))
+@pytest.mark.parametrize(
+    ("with_D", "with_z", "with_bias", "softplus"), list(itertools.product([False, True], repeat=4))
+)
+def test_fp32_matches_reference(
+    backend: str, shape: tuple[int, ...], with_D: bool, with_z: bool, with_bias: bool, softplus: bool
+) -> None:
+    batch, channels, length, d_state, groups = shape
+    scan_inputs = make_inputs(batch, channels, length, d_state, groups, with_D, with_z, with_bias, softplus=softplus)
+    assert_matches_reference(backend, scan_inputs, *TOLERANCE[torch.float32], delta_softplus=softplus)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("groups", [4, None])
+def test_half_precision_matches_reference(backend: str, dtype: torch.dtype, groups: int | None) -> None:
+    scan_inputs = make_inputs(2, 8, 96, groups=groups, dtype=dtype)
+    assert_matches_reference(backend, scan_inputs, *TOLERANCE[dtype], delta_softplus=True)
+
+
+@pytest.mark.parametrize("backend", [*CPU_BACKENDS, "ref"])
+def test_last_state_matches_reference(backend: str) -> None:
+    scan_inputs = make_inputs(2, 8, 50, groups=4)
+    out, state = selective_scan(**scan_inputs, delta_softplus=True, return_last_state=True, backend=backend)  # type: ignore[arg-type]
+    ref_out, ref_state = selective_scan_ref(**in_fp64(scan_inputs), delta_softplus=True, return_last_state=True)  # type: ignore[arg-type]
+    assert state.shape == (2, 8, 16)
+    assert rel_error(out, ref_out) <= 1e-5
+    assert rel_error(state, ref_state) <= 1e-5
+
+
+def test_reference_keeps_fp64_state() -> None:
+    scan_inputs = in_fp64(make_inputs(1, 4, 20))
+    assert selective_scan_ref(**scan_inputs).dtype == torch.float64  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize(("length", "with_grads"), [(1024, True), (16384, False)])
+def test_stable_for_large_steps_and_long_sequences(backend: str, length: int, with_grads: bool) -> None:
+    """Δ up to 10 and A down to -16 (Δ·A = -160, where a chunked exp-of-cumsum scan overflows to NaN)."""
+    gen = torch.Generator().manual_seed(3)
+    channels, d_state = 4, 16
+    scan_inputs = make_inputs(1, channels, length, d_state, groups=1, with_z=False)
+    scan_inputs["delta"] = torch.rand(1, channels, length, generator=gen) * 10.0  # Δ ∈ [0, 10], used as is
+    scan_inputs["A"] = -torch.linspace(1, 16, d_state).repeat(channels, 1)
+    scan_inputs["delta_bias"] = None
+    if with_grads:
+        assert_matches_reference(backend, scan_inputs, 1e-5, 1e-5)
+        return
+    out = selective_scan(**scan_inputs, backend=backend)  # type: ignore[arg-type]
+    ref = selective_scan_ref(**in_fp64(scan_inputs))  # type: ignore[arg-type]
+    assert torch.isfinite(out).all()
+    assert rel_error(out, ref) <= 1e-5
+
+
+def test_auto_picks_the_compiled_cpu_scan_and_torch_for_fp64() -> None:
+    assert resolve_backend("auto", torch.device("cpu")) == "cpu"
+    assert resolve_backend("auto", torch.device("cpu"), torch.float64) == "torch"
+
+
+def test_environment_variable_overrides_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BACKEND_ENV_VAR, "ref")
+    assert resolve_backend("auto", torch.device("cpu")) == "ref"
+    assert resolve_backend("torch", torch.device("cpu")) == "torch"  # an explicit choice wins
+    monkeypatch.setenv(BACKEND_ENV_VAR, "fastest")
+    with pytest.raises(ConfigError, match="unknown scan backend 'fastest'"):
+        resolve_backend("auto", torch.device("cpu"))
+
+
+def test_unknown_backend_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="use one of auto, mamba, cpu, torch, ref"):
+        selective_scan(**make_inputs(1, 4, 8), backend="triton")  # type: ignore[arg-type]
+
+
+def test_forcing_mamba_without_cuda_kernel_says_what_to_install() -> None:
+    with pytest.raises(BackendUnavailableError, match=r"cmt-geo\[cuda\]"):
+        selective_scan(**make_inputs(1, 4, 8), backend="mamba")  # type: ignore[arg-type]
+
+
+def test_cpu_backend_without_numba_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_scan_cpu, "numba_available", lambda: False)
+    assert "cpu" not in available_backends("cpu")
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    with pytest.raises(BackendUnavailableError, match="pip install numba"):
+        resolve_backend("cpu", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        ("delta", torch.zeros(1, 4, 7), "delta must have shape"),
+        ("A", torch.zeros(3, 16), "A must have shape"),
+        ("B", torch.zeros(1, 3, 16, 8), "B must be"),
+        ("C", torch.zeros(1, 16, 9), "C must be"),
+        ("D", torch.zeros(5), "D must have shape"),
+        ("u", torch.zeros(4, 8), "u must be"),
+    ],
+)
+def test_mismatched_shapes_are_named(name: str, bad: Tensor, message: str) -> None:
+    scan_inputs = make_inputs(1, 4, 8)
+    scan_inputs[name] = bad
+    with pytest.raises(ConfigError, match=message):
+        selective_scan(**scan_inputs)  # type: ignore[arg-type]
+
+
+def test_torch_chunks_stay_within_the_element_budget() -> None:
+    for batch, channels, length in [(1, 768, 4096), (8, 768, 4096), (1, 3, 5), (64, 6144, 64)]:
+        chunk = _scan_torch.chunk_length(batch, channels, 16, length)
+        assert 1 <= chunk <= max(1, 1 << (length - 1).bit_length())
+        assert chunk == 1 or batch * channels * 16 * chunk <= _scan_torch.CHUNK_ELEMENTS
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["mamba", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("groups", [4, None])
+def test_cuda_backends_match_reference(backend: str, dtype: torch.dtype, groups: int | None) -> None:
+    if backend not in available_backends("cuda"):
+        pytest.skip(f"{backend} is not available on this CUDA machine")
+    scan_inputs = make_inputs(2, 64, 1000, groups=groups, dtype=dtype, device="cuda")
+    assert_matches_reference(backend, scan_inputs, *TOLERANCE[dtype], delta_softplus=True)
+
+
+@pytest.mark.gpu
+def test_cuda_auto_prefers_the_mamba_kernel() -> None:
+    expected = "mamba" if "mamba" in available_backends("cuda") else "torch"
+    assert resolve_backend("auto", torch.device("cuda")) == expected

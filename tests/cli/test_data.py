@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert runner.invoke(cmtgeo, ["data", "check", str(tmp_path)]).exit_code == 2
     assert runner.invoke(cmtgeo, ["data", "check", "--dataset", "coco", str(tmp_path)]).exit_code == 2
     assert runner.invoke(cmtgeo, ["data", "synthetic", str(tmp_path), "--size", "8"]).exit_code == 2
+
+
+def test_the_command_line_loads_without_torchgeo() -> None:
+    code = "import sys, cmt_geo_cli.main; print(sorted({'torchgeo', 'torch', 'rasterio'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

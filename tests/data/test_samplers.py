@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.transform import from_origin
 
 from cmt_geo.data import GridPatchSampler, RandomPatchSampler, RasterSegmentation, SplitOptions, Vaihingen
@@ -111,3 +112,14 @@ def test_bad_sampler_options(vaihingen: Vaihingen) -> None:
         GridPatchSampler(vaihingen, 8, rank=2, world_size=2)
     with pytest.raises(ConfigError, match="length=0"):
         RandomPatchSampler(vaihingen, 8, length=0)
+
+
+def test_rank_and_world_size_come_from_torch_distributed(vaihingen: Vaihingen, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 3)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 2)
+    sampler = RandomPatchSampler(vaihingen, 8, length=5, seed=0)
+    assert (sampler.rank, sampler.world_size) == (2, 3)
+    explicit = RandomPatchSampler(vaihingen, 8, length=5, seed=0, rank=2, world_size=3)
+    assert list(sampler) == list(explicit)
+    assert GridPatchSampler(vaihingen, 8).windows == GridPatchSampler(vaihingen, 8, rank=2, world_size=3).windows

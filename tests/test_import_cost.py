@@ -15,3 +15,8 @@ def _modules_loaded_by(statement: str) -> set[str]:
 def test_import_cmt_geo_loads_no_heavy_module() -> None:
     loaded = _modules_loaded_by("import cmt_geo, cmt_geo.errors, cmt_geo.progress, cmt_geo.environment")
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_import_cmt_geo_models_loads_no_heavy_module() -> None:
+    loaded = _modules_loaded_by("import cmt_geo.models, cmt_geo.layers.wavelet, cmt_geo.layers.attention")
+    assert loaded.isdisjoint({*HEAVY, "timm"}), sorted(loaded & {*HEAVY, "timm"})

@@ -1,0 +1,167 @@
+"""Size and speed of every model preset: parameters, MACs, CPU latency and, with CUDA, training and prediction speed.
+
+Prints one JSON object per line:
+  {"kind": "size", "model", "params_m", "gmacs_256_no_scan", "gmacs_256_with_scan"}
+  {"kind": "cpu", "model", "threads", "forward_ms", "forward_bf16_ms"}    1x3x256x256, eval, channels-last
+  {"kind": "cuda", "model", "device", "train_img_s", "train_peak_gib", "predict_mpix_s", "predict_peak_gib"}
+      train: batch 8, 256x256, bf16 autocast, AdamW step; predict: batch 32, 256x256, bf16 autocast.
+MACs come from torch's FlopCounterMode (one MAC = 2 FLOPs) with the selective scan counted as
+9 * B * L * D * N MACs (the convention of VMamba's FLOP counter), so "no_scan" leaves it out.
+
+    $ .venv/bin/python benchmarks/model_speed.py [--models cmt_unet_base cmt_unet_tiny] [--compile] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cmt_geo.layers.ss2d import SS2D
+from cmt_geo.models import create_model, list_models
+
+SIZE = 256
+NUM_CLASSES = 6
+
+
+def scan_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """MACs of the selective scans in one forward: 9 * B * L * D * N summed over SS2D modules (4 directions)."""
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], _: Any) -> None:
+        nonlocal total
+        assert isinstance(module, SS2D)
+        batch, height, width, _channels = inputs[0].shape
+        total += 9 * batch * height * width * module.A_logs.numel()  # A_logs: (directions * d_inner, d_state)
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, SS2D)]
+    with torch.inference_mode():
+        model(x)
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def size_report(name: str) -> dict[str, Any]:
+    """Parameters and MACs at 1x3x256x256."""
+    model = create_model(name, NUM_CLASSES).eval()
+    x = torch.randn(1, 3, SIZE, SIZE)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(x)
+    no_scan = counter.get_total_flops() / 2
+    return {
+        "kind": "size",
+        "model": name,
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "gmacs_256_no_scan": round(no_scan / 1e9, 2),
+        "gmacs_256_with_scan": round((no_scan + scan_macs(model, x)) / 1e9, 2),
+    }
+
+
+def _median_seconds(step: Callable[[], object], repeats: int, synchronize: Callable[[], None]) -> float:
+    step()
+    synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _prepare(name: str, device: str, compile_model: bool) -> nn.Module:
+    model: nn.Module = create_model(name, NUM_CLASSES).to(device).to(memory_format=torch.channels_last)
+    return cast(nn.Module, torch.compile(model)) if compile_model else model
+
+
+def cpu_report(name: str, repeats: int, compile_model: bool) -> dict[str, Any]:
+    """Median forward latency at 1x3x256x256 on the CPU, fp32 and under bf16 autocast."""
+    model = _prepare(name, "cpu", compile_model).eval()
+    x = torch.randn(1, 3, SIZE, SIZE).to(memory_format=torch.channels_last)
+
+    def forward() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    def forward_bf16() -> object:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(x)
+
+    return {
+        "kind": "cpu",
+        "model": name,
+        "threads": torch.get_num_threads(),
+        "compiled": compile_model,
+        "forward_ms": round(1000 * _median_seconds(forward, repeats, lambda: None), 1),
+        "forward_bf16_ms": round(1000 * _median_seconds(forward_bf16, repeats, lambda: None), 1),
+    }
+
+
+def cuda_report(name: str, repeats: int, compile_model: bool) -> dict[str, Any]:
+    """Training images/s (batch 8, bf16, AdamW) and prediction megapixels/s (batch 32, bf16) with peak memory."""
+    model = _prepare(name, "cuda", compile_model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    images = torch.randn(8, 3, SIZE, SIZE, device="cuda").to(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_CLASSES, (8, SIZE, SIZE), device="cuda")
+
+    def train_step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    train_step()
+    torch.cuda.reset_peak_memory_stats()
+    train_seconds = _median_seconds(train_step, repeats, torch.cuda.synchronize)
+    train_peak = torch.cuda.max_memory_allocated() / 2**30
+
+    model.eval()
+    batch = torch.randn(32, 3, SIZE, SIZE, device="cuda").to(memory_format=torch.channels_last)
+
+    def predict() -> object:
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(batch).argmax(dim=1)
+
+    predict()
+    torch.cuda.reset_peak_memory_stats()
+    predict_seconds = _median_seconds(predict, repeats, torch.cuda.synchronize)
+    return {
+        "kind": "cuda",
+        "model": name,
+        "device": torch.cuda.get_device_name(),
+        "compiled": compile_model,
+        "train_img_s": round(8 / train_seconds, 1),
+        "train_peak_gib": round(train_peak, 2),
+        "predict_mpix_s": round(32 * SIZE * SIZE / predict_seconds / 1e6, 1),
+        "predict_peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models")
+    parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU latency runs")
+    args = parser.parse_args()
+    for name in args.models:
+        print(json.dumps(size_report(name)), flush=True)
+        if not args.skip_cpu:
+            print(json.dumps(cpu_report(name, args.repeats, args.compile)), flush=True)
+        if torch.cuda.is_available():
+            print(json.dumps(cuda_report(name, args.repeats, args.compile)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

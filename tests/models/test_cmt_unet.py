@@ -1,0 +1,96 @@
+"""The segmentation model: any input size and band count, forward/backward, autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cmt_geo.errors import ConfigError
+from cmt_geo.models import ModelConfig, create_model, list_models
+
+LIGHT_PRESETS = ["cmt_unet_tiny", "unetformer", "unet"]
+
+
+def _forward_backward(model: torch.nn.Module, x: torch.Tensor, num_classes: int) -> None:
+    logits = model(x)
+    assert logits.shape == (x.shape[0], num_classes, *x.shape[2:])
+    logits.logsumexp(dim=1).mean().backward()
+    assert x.grad is not None
+    assert torch.isfinite(x.grad).all()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("in_channels", [1, 3, 4, 6])
+@pytest.mark.parametrize("name", LIGHT_PRESETS)
+def test_light_presets_forward_backward_on_odd_sizes(name: str, in_channels: int) -> None:
+    model = create_model(name, num_classes=5, in_channels=in_channels)
+    _forward_backward(model, torch.randn(2, in_channels, 45, 71, requires_grad=True), 5)
+
+
+def test_pure_torch_scan_backend_forward_backward() -> None:
+    model = create_model("cmt_unet_tiny", num_classes=3, scan_backend="torch")
+    _forward_backward(model, torch.randn(1, 3, 33, 40, requires_grad=True), 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cmt_unet_base", "cmt_unet_small"])
+def test_large_presets_forward_backward_on_an_odd_size(name: str) -> None:
+    model = create_model(name, num_classes=6, in_channels=4)
+    _forward_backward(model, torch.randn(1, 4, 37, 51, requires_grad=True), 6)
+
+
+def test_output_is_cropped_back_to_any_input_size() -> None:
+    model = create_model("cmt_unet_tiny", num_classes=6).eval()
+    with torch.inference_mode():
+        assert model(torch.randn(1, 3, 250, 301)).shape == (1, 6, 250, 301)
+        assert model(torch.randn(1, 3, 1, 5)).shape == (1, 6, 1, 5)
+
+
+def test_padding_does_not_leak_into_the_crop_for_aligned_inputs() -> None:
+    model = create_model("unetformer", num_classes=3).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), model(x.clone()))
+        assert not torch.allclose(model(x)[..., :32, :32], model(x[..., :40, :40])[..., :32, :32])
+
+
+def test_bf16_autocast_forward_backward_on_cpu() -> None:
+    model = create_model("cmt_unet_tiny", num_classes=4, use_msaa=True, use_rcm=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    assert logits.dtype == torch.bfloat16
+    logits.float().logsumexp(dim=1).mean().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+def test_channels_last_model_gives_the_same_logits() -> None:
+    model = create_model("cmt_unet_tiny", num_classes=3).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.inference_mode():
+        expected = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        torch.testing.assert_close(model(x.to(memory_format=torch.channels_last)), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_wrong_band_count_is_a_clear_error() -> None:
+    model = create_model("unet", num_classes=3, in_channels=4)
+    with pytest.raises(ConfigError, match=r"expected input \(B, 4, H, W\), got \(1, 3, 32, 32\)"):
+        model(torch.randn(1, 3, 32, 32))
+
+
+def test_feature_info_is_exposed_on_every_preset() -> None:
+    for name in list_models():
+        if name in ("cmt_unet_base", "cmt_unet_small"):
+            continue
+        model = create_model(name, num_classes=2)
+        assert [level.stride for level in model.feature_info] == [4, 8, 16, 32]
+
+
+def test_config_coerces_lists_and_checks_the_decoder() -> None:
+    config = ModelConfig(mamba_dims=[8, 16, 32, 64])  # type: ignore[arg-type]
+    assert config.mamba_dims == (8, 16, 32, 64)
+    with pytest.raises(ConfigError, match="decoder must be"):
+        ModelConfig(decoder="fpn")  # type: ignore[arg-type]

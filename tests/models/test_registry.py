@@ -1,0 +1,63 @@
+"""The model registry and preset sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from cmt_geo.errors import ConfigError
+from cmt_geo.models import create_model, list_models
+from cmt_geo.models.registry import preset_config
+
+REFERENCE_PARAMETERS = 135.46e6  # the public reference CMT-UNet (ResNet-50), 6 classes
+
+
+def _parameters(name: str, **overrides: object) -> int:
+    return sum(p.numel() for p in create_model(name, num_classes=6, **overrides).parameters())
+
+
+def test_list_models_names_every_preset() -> None:
+    assert list_models() == ["cmt_unet_base", "cmt_unet_small", "cmt_unet_tiny", "unet", "unetformer"]
+
+
+def test_unknown_model_lists_the_valid_names() -> None:
+    with pytest.raises(ConfigError, match=r"unknown model 'cmt_unet_huge'; choose one of \['cmt_unet_base'"):
+        create_model("cmt_unet_huge", num_classes=6)
+
+
+def test_unknown_override_lists_the_valid_options() -> None:
+    with pytest.raises(ConfigError, match=r"unknown model option\(s\) \['use_msa'\]; valid options: .*'use_msaa'"):
+        create_model("cmt_unet_tiny", num_classes=6, use_msa=True)
+
+
+@pytest.mark.parametrize(("num_classes", "in_channels"), [(0, 3), (6, 0)])
+def test_class_and_band_counts_must_be_positive(num_classes: int, in_channels: int) -> None:
+    with pytest.raises(ConfigError, match="at least 1"):
+        create_model("unet", num_classes=num_classes, in_channels=in_channels)
+
+
+def test_overrides_reach_the_model() -> None:
+    model = create_model("cmt_unet_tiny", num_classes=6, use_msaa=True, use_rcm=True, gradient_checkpointing=True)
+    assert model.architecture == "cmt_unet_tiny"
+    assert model.config is not None
+    assert model.config.use_msaa
+    assert model.decoder.msaa is not None
+    assert model.decoder.rcm is not None
+    assert model.encoder.mamba.gradient_checkpointing
+
+
+@pytest.mark.slow
+def test_cmt_unet_base_has_the_reference_parameter_count() -> None:
+    assert _parameters("cmt_unet_base") == pytest.approx(REFERENCE_PARAMETERS, rel=0.005)
+
+
+def test_presets_are_ordered_by_size() -> None:
+    assert preset_config("cmt_unet_base").backbone == "resnet50"
+    assert preset_config("cmt_unet_small").backbone == "resnet18"
+    assert _parameters("cmt_unet_tiny") < _parameters("cmt_unet_small")
+    assert _parameters("unetformer") < _parameters("cmt_unet_tiny")
+
+
+def test_ablation_switches_change_the_parameter_count() -> None:
+    base = _parameters("cmt_unet_tiny")
+    assert _parameters("cmt_unet_tiny", use_msaa=True) > base
+    assert _parameters("cmt_unet_tiny", use_rcm=True) > base

@@ -24,9 +24,15 @@ def info(as_json: bool) -> None:
     for key, value in report.items():
         if isinstance(value, dict):
             click.echo(f"{key}:")
-            for name, version in value.items():
-                click.echo(f"  {name}: {version or 'not installed'}")
-        elif isinstance(value, list):
-            click.echo(f"{key}: {', '.join(str(item) for item in value)}")
+            for name, item in value.items():
+                click.echo(f"  {name}: {_text(item)}")
         else:
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {_text(value)}")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "not installed"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)

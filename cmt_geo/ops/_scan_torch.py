@@ -5,7 +5,7 @@ combined by a Hillis-Steele inclusive scan over the associative operator (a, b) 
 log2(T) vectorized steps; the state entering the chunk is then added as A_cum·h. Only products of decays in [0, 1] are
 formed, never exp of a cumulative sum and its inverse, so the result is stable for any Δ ≥ 0 and A ≤ 0 (the chunked
 "easy" scan returns NaN once Δ·A grows). Memory is bounded by one chunk's (B, D, T, N) tensors: T is chosen from a
-budget of elements, and under autograd each chunk is checkpointed (recomputed in the backward pass).
+per-device budget of elements, and under autograd each chunk is checkpointed (recomputed in the backward pass).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from torch.utils.checkpoint import checkpoint
 
 from cmt_geo.ops.selective_scan import ScanResult, apply_skip_and_gate, prepare_delta, state_dtype
 
-CHUNK_ELEMENTS = 1 << 22
-"""Target number of elements in one chunk's (B, D, T, N) tensors."""
+CHUNK_ELEMENTS = {"cpu": 1 << 18, "other": 1 << 24}
+"""Elements in one chunk's (B, D, T, N) tensors: cache-sized on CPU, large on GPUs to launch fewer kernels."""
 
 
-def chunk_length(batch: int, channels: int, d_state: int, length: int, budget: int = CHUNK_ELEMENTS) -> int:
+def chunk_length(batch: int, channels: int, d_state: int, length: int, budget: int) -> int:
     """The chunk length T: a power of two between 1 and 256 (and at most the sequence) within the element budget."""
     fits = max(1, budget // max(1, batch * channels * d_state))
     chunk = 1 << min(fits.bit_length() - 1, 8)
@@ -74,7 +74,8 @@ def selective_scan_torch(
     ug = uf.reshape(batch, groups, -1, length)
     Ag = A.to(dtype).reshape(groups, channels // groups, -1)
     h = uf.new_zeros(batch, groups, channels // groups, A.shape[-1])
-    chunk = chunk_length(batch, channels, A.shape[-1], length)
+    budget = CHUNK_ELEMENTS["cpu" if u.device.type == "cpu" else "other"]
+    chunk = chunk_length(batch, channels, A.shape[-1], length, budget)
     recompute = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (u, delta, A, B, C, delta_bias)
     )

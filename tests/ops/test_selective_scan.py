@@ -219,11 +219,12 @@ def test_mismatched_shapes_are_named(name: str, bad: Tensor, message: str) -> No
         selective_scan(**scan_inputs)  # type: ignore[arg-type]
 
 
-def test_torch_chunks_stay_within_the_element_budget() -> None:
+@pytest.mark.parametrize("budget", _scan_torch.CHUNK_ELEMENTS.values())
+def test_torch_chunks_stay_within_the_element_budget(budget: int) -> None:
     for batch, channels, length in [(1, 768, 4096), (8, 768, 4096), (1, 3, 5), (64, 6144, 64)]:
-        chunk = _scan_torch.chunk_length(batch, channels, 16, length)
+        chunk = _scan_torch.chunk_length(batch, channels, 16, length, budget)
         assert 1 <= chunk <= max(1, 1 << (length - 1).bit_length())
-        assert chunk == 1 or batch * channels * 16 * chunk <= _scan_torch.CHUNK_ELEMENTS
+        assert chunk == 1 or batch * channels * 16 * chunk <= budget
 
 
 @pytest.mark.gpu

@@ -92,3 +92,4 @@ def test_info_json_reports_versions() -> None:
     assert report["cmt-geo"] == __version__
     assert report["packages"]["torch"]
     assert "cpu" in report["devices"]
+    assert report["scan_backends"]["cpu"][-2:] == ["torch", "ref"]

@@ -48,32 +48,48 @@ def wavelet_filter_bank(wavelet: str) -> tuple[Tensor, Tensor]:
     return outer_products(dec_lo, dec_hi), outer_products(rec_lo, rec_hi)
 
 
+def is_channels_last(x: Tensor) -> bool:
+    """Whether a (B, C, H, W) tensor is stored channels-last (and not also plainly contiguous)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def haar_dwt2(x: Tensor) -> Tensor:
     """One-level 2-D Haar transform by strided slicing.
 
     Args:
-        x: (B, C, H, W) with even H and W; any memory format.
+        x: (B, C, H, W) with even H and W.
 
     Returns:
         (B, C, 4, H/2, W/2): sub-bands LL, LH, HL, HH (orthonormal scaling, identical to `dwt2` with "db1").
+        For a channels-last x the result is stored as (B, H/2, W/2, C, 4), so that `.reshape(B, 4 * C, h, w)`
+        is a channels-last view (channel 4c + k = band k of channel c): no layout transposes.
     """
     top_left, top_right = x[..., 0::2, 0::2], x[..., 0::2, 1::2]
     bottom_left, bottom_right = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
     top_sum, top_diff = top_left + top_right, top_left - top_right
     bottom_sum, bottom_diff = bottom_left + bottom_right, bottom_left - bottom_right
     bands = (top_sum + bottom_sum, top_sum - bottom_sum, top_diff + bottom_diff, top_diff - bottom_diff)
-    return torch.stack(bands, dim=2) * 0.5
+    if is_channels_last(x):
+        return torch.stack([band.permute(0, 2, 3, 1) for band in bands], dim=-1).mul_(0.5).permute(0, 3, 4, 1, 2)
+    return torch.stack(bands, dim=2).mul_(0.5)
 
 
 def haar_idwt2(bands: Tensor) -> Tensor:
-    """Inverse of `haar_dwt2`: (B, C, 4, h, w) -> (B, C, 2h, 2w)."""
+    """Inverse of `haar_dwt2`: (B, C, 4, h, w) -> (B, C, 2h, 2w), channels-last when the bands are stored so."""
     low_low, low_high, high_low, high_high = bands.unbind(dim=2)
     row_sum, row_diff = low_low + low_high, low_low - low_high
     col_sum, col_diff = high_low + high_high, high_low - high_high
-    top = torch.stack((row_sum + col_sum, row_sum - col_sum), dim=-1)
-    bottom = torch.stack((row_diff + col_diff, row_diff - col_diff), dim=-1)
+    corners = (row_sum + col_sum, row_sum - col_sum, row_diff + col_diff, row_diff - col_diff)
     batch, channels, height, width = low_low.shape
-    return (torch.stack((top, bottom), dim=-3) * 0.5).reshape(batch, channels, 2 * height, 2 * width)
+    if is_channels_last(corners[0]):
+        top_left, top_right, bottom_left, bottom_right = (corner.permute(0, 2, 3, 1) for corner in corners)
+        top = torch.stack((top_left, top_right), dim=3)  # (B, h, w, 2, C)
+        bottom = torch.stack((bottom_left, bottom_right), dim=3)
+        image = torch.stack((top, bottom), dim=2).mul_(0.5)  # (B, h, 2, w, 2, C)
+        return image.reshape(batch, 2 * height, 2 * width, channels).permute(0, 3, 1, 2)
+    top = torch.stack(corners[:2], dim=-1)
+    bottom = torch.stack(corners[2:], dim=-1)
+    return torch.stack((top, bottom), dim=-3).mul_(0.5).reshape(batch, channels, 2 * height, 2 * width)
 
 
 def dwt2(x: Tensor, analysis: Tensor) -> Tensor:

@@ -126,3 +126,22 @@ def test_haar_patch_merging_is_norm_and_projection_of_the_subbands() -> None:
     bands = haar_dwt2(padded)  # (B, C, 4, h, w)
     concatenated = torch.cat([bands[:, :, band].permute(0, 2, 3, 1) for band in range(4)], dim=-1)
     torch.testing.assert_close(out, merge.reduction(merge.norm(concatenated)))
+
+
+def test_haar_transforms_keep_channels_last_without_changing_values() -> None:
+    x = torch.randn(2, 5, 8, 12)
+    channels_last = x.to(memory_format=torch.channels_last)
+    bands = haar_dwt2(channels_last)
+    torch.testing.assert_close(bands, haar_dwt2(x), rtol=0, atol=0)
+    assert bands.reshape(2, 20, 4, 6).is_contiguous(memory_format=torch.channels_last)  # a view, no copy
+    restored = haar_idwt2(bands)
+    assert restored.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(restored, x)
+
+
+def test_wtconv_on_channels_last_input_gives_the_same_channels_last_output() -> None:
+    layer = WTConv2d(6, kernel_size=5, levels=2)
+    x = torch.randn(2, 6, 20, 28)
+    out = layer(x.to(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, layer(x), atol=1e-5, rtol=1e-5)

@@ -66,13 +66,14 @@ def test_bf16_autocast_forward_backward_on_cpu() -> None:
     assert all(torch.isfinite(g).all() for g in grads)
 
 
-def test_channels_last_model_gives_the_same_logits() -> None:
+def test_model_runs_channels_last_and_matches_the_nchw_layout() -> None:
     model = create_model("cmt_unet_tiny", num_classes=3).eval()
+    assert model.encoder.resnet.body.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randn(1, 3, 64, 96)
     with torch.inference_mode():
         expected = model(x)
-        model = model.to(memory_format=torch.channels_last)
-        torch.testing.assert_close(model(x.to(memory_format=torch.channels_last)), expected, atol=1e-4, rtol=1e-4)
+        model = model.to(memory_format=torch.contiguous_format)
+        torch.testing.assert_close(model(x), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_wrong_band_count_is_a_clear_error() -> None:
@@ -94,3 +95,20 @@ def test_config_coerces_lists_and_checks_the_decoder() -> None:
     assert config.mamba_dims == (8, 16, 32, 64)
     with pytest.raises(ConfigError, match="decoder must be"):
         ModelConfig(decoder="fpn")  # type: ignore[arg-type]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cmt_unet_tiny", "cmt_unet_base"])
+def test_bf16_channels_last_training_step_on_cuda(name: str) -> None:
+    model = create_model(name, num_classes=6).cuda().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(2, 3, 96, 130, device="cuda").to(memory_format=torch.channels_last)
+    labels = torch.randint(0, 6, (2, 96, 130), device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+    assert logits.shape == (2, 6, 96, 130)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,7 @@ from cmt_geo.errors import ConfigError
 from cmt_geo.layers.padding import pad_to_multiple
 from cmt_geo.models.decoders import UNetDecoder, UNetFormerDecoder
 from cmt_geo.models.encoders import CNNMambaEncoder, Encoder, FeatureLevel, ResNetEncoder, VMambaEncoder
+from cmt_geo.ops.selective_scan import ScanBackend
 
 DecoderKind = Literal["hybrid", "unetformer", "unet"]
 INPUT_MULTIPLE = 32
@@ -78,8 +79,10 @@ class ModelConfig:
             value = getattr(self, field.name)
             if isinstance(value, list):  # JSON / YAML give lists where the config holds tuples
                 object.__setattr__(self, field.name, tuple(value))
-        if self.decoder not in ("hybrid", "unetformer", "unet"):
-            raise ConfigError(f"decoder must be 'hybrid', 'unetformer' or 'unet', got {self.decoder!r}")
+        if self.decoder not in get_args(DecoderKind):
+            raise ConfigError(f"decoder must be one of {get_args(DecoderKind)}, got {self.decoder!r}")
+        if self.scan_backend not in get_args(ScanBackend):
+            raise ConfigError(f"scan_backend must be one of {get_args(ScanBackend)}, got {self.scan_backend!r}")
 
     @classmethod
     def with_overrides(cls, base: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:

@@ -33,10 +33,11 @@ def test_pure_torch_scan_backend_forward_backward() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("in_channels", [1, 6])
 @pytest.mark.parametrize("name", ["cmt_unet_base", "cmt_unet_small"])
-def test_large_presets_forward_backward_on_an_odd_size(name: str) -> None:
-    model = create_model(name, num_classes=6, in_channels=4)
-    _forward_backward(model, torch.randn(1, 4, 37, 51, requires_grad=True), 6)
+def test_large_presets_forward_backward_on_an_odd_size(name: str, in_channels: int) -> None:
+    model = create_model(name, num_classes=6, in_channels=in_channels)
+    _forward_backward(model, torch.randn(1, in_channels, 37, 51, requires_grad=True), 6)
 
 
 def test_output_is_cropped_back_to_any_input_size() -> None:
@@ -93,8 +94,10 @@ def test_feature_info_is_exposed_on_every_preset() -> None:
 def test_config_coerces_lists_and_checks_the_decoder() -> None:
     config = ModelConfig(mamba_dims=[8, 16, 32, 64])  # type: ignore[arg-type]
     assert config.mamba_dims == (8, 16, 32, 64)
-    with pytest.raises(ConfigError, match="decoder must be"):
+    with pytest.raises(ConfigError, match="decoder must be one of"):
         ModelConfig(decoder="fpn")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"scan_backend must be one of \('auto'"):
+        ModelConfig(scan_backend="cuda")
 
 
 @pytest.mark.gpu

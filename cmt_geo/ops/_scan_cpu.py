@@ -16,8 +16,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cmt_geo.ops.selective_scan import ScanResult
-
 
 def numba_available() -> bool:
     """True when numba can be imported (without importing it)."""
@@ -39,7 +37,9 @@ def _as_state_layout(x: Tensor, dtype: torch.dtype) -> Tensor:
     return x.to(dtype).transpose(-1, -2).contiguous()
 
 
-class _SelectiveScanCpu(torch.autograd.Function):
+class SelectiveScanCpu(torch.autograd.Function):
+    """`selective_scan` on CPU tensors with the numba kernels (computed in fp32); returns (out, last state)."""
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -110,20 +110,3 @@ class _SelectiveScanCpu(torch.autograd.Function):
             dbias.sum(0) if has_bias else None,
             None,
         )
-
-
-def selective_scan_cpu(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> ScanResult:
-    """`selective_scan` on CPU tensors with the numba kernels (computed in fp32, returned in u's dtype)."""
-    out, last_state = _SelectiveScanCpu.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    return (out, last_state) if return_last_state else out

@@ -15,8 +15,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cmt_geo.ops.selective_scan import ScanResult
-
 logger = logging.getLogger(__name__)
 
 
@@ -34,7 +32,9 @@ def kernel_available() -> bool:
     return torch.cuda.is_available() and _kernel_module() is not None
 
 
-class _SelectiveScanMamba(torch.autograd.Function):
+class SelectiveScanMamba(torch.autograd.Function):
+    """`selective_scan` on CUDA tensors with mamba-ssm's kernel; returns (out, last state)."""
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -86,20 +86,3 @@ class _SelectiveScanMamba(torch.autograd.Function):
             ddelta_bias if delta_bias is not None else None,
             None,
         )
-
-
-def selective_scan_mamba(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> ScanResult:
-    """`selective_scan` on CUDA tensors with mamba-ssm's kernel."""
-    out, last_state = _SelectiveScanMamba.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    return (out, last_state) if return_last_state else out

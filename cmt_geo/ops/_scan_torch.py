@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from cmt_geo.ops.selective_scan import ScanResult, apply_skip_and_gate, prepare_delta, state_dtype
+from cmt_geo.ops.selective_scan import apply_skip_and_gate, prepare_delta, state_dtype
 
 CHUNK_ELEMENTS = {"cpu": 1 << 18, "other": 1 << 24}
 """Elements in one chunk's (B, D, T, N) tensors: cache-sized on CPU, large on GPUs to launch fewer kernels."""
@@ -62,9 +62,9 @@ def selective_scan_torch(
     z: Tensor | None = None,
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> ScanResult:
-    """`selective_scan` with the chunked parallel scan; state in fp32 (fp64 for fp64 inputs)."""
+) -> tuple[Tensor, Tensor]:
+    """`selective_scan` with the chunked parallel scan, state in fp32 (fp64 for fp64 inputs); returns (out, last
+    state), the state without gradient."""
     dtype = state_dtype(u)
     batch, channels, length = u.shape
     Bg, Cg = (x.to(dtype).unsqueeze(1) if x.dim() == 3 else x.to(dtype) for x in (B, C))
@@ -90,4 +90,4 @@ def selective_scan_torch(
         ys.append(y)
     y = torch.cat(ys, dim=-1).reshape(batch, channels, length)
     out = apply_skip_and_gate(y, uf, D, z).to(u.dtype)
-    return (out, h.reshape(batch, channels, -1).detach()) if return_last_state else out
+    return out, h.reshape(batch, channels, -1).detach()

@@ -86,33 +86,6 @@ def state_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-@overload
-def selective_scan_ref(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: Literal[False] = False,
-) -> Tensor: ...
-@overload
-def selective_scan_ref(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    return_last_state: Literal[True],
-) -> tuple[Tensor, Tensor]: ...
 def selective_scan_ref(
     u: Tensor,
     delta: Tensor,
@@ -131,6 +104,22 @@ def selective_scan_ref(
         out (B, D, L) in u's dtype, and with `return_last_state` also the final state (B, D, N).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    out, last_state = _scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return (out, last_state) if return_last_state else out
+
+
+def _scan_ref(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> tuple[Tensor, Tensor]:
+    """`selective_scan_ref` returning (out, last state)."""
     dtype = state_dtype(u)
     batch, channels, length = u.shape
     uf = u.to(dtype)
@@ -152,7 +141,7 @@ def selective_scan_ref(
         ys.append((h * C_t).sum(-1).reshape(batch, channels))
     y = torch.stack(ys, dim=-1)
     out = apply_skip_and_gate(y, uf, D, z)
-    return (out.to(u.dtype), h.reshape(batch, channels, -1)) if return_last_state else out.to(u.dtype)
+    return out.to(u.dtype), h.reshape(batch, channels, -1)
 
 
 def apply_skip_and_gate(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None) -> Tensor:
@@ -224,20 +213,21 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = tor
     return backend
 
 
-def _implementation(name: str) -> Callable[..., ScanResult]:
+def _implementation(name: str) -> Callable[..., tuple[Tensor, Tensor]]:
+    """The backend's function of (u, delta, A, B, C, D, z, delta_bias, delta_softplus) → (out, last state)."""
     if name == "mamba":
-        from cmt_geo.ops._scan_mamba import selective_scan_mamba
+        from cmt_geo.ops._scan_mamba import SelectiveScanMamba
 
-        return selective_scan_mamba
+        return SelectiveScanMamba.apply
     if name == "cpu":
-        from cmt_geo.ops._scan_cpu import selective_scan_cpu
+        from cmt_geo.ops._scan_cpu import SelectiveScanCpu
 
-        return selective_scan_cpu
+        return SelectiveScanCpu.apply
     if name == "torch":
         from cmt_geo.ops._scan_torch import selective_scan_torch
 
         return selective_scan_torch
-    return selective_scan_ref
+    return _scan_ref
 
 
 @overload
@@ -293,5 +283,5 @@ def selective_scan(
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     name = resolve_backend(backend, u.device, u.dtype)
-    scan = _implementation(name)
-    return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    out, last_state = _implementation(name)(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return (out, last_state) if return_last_state else out

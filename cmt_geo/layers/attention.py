@@ -65,9 +65,11 @@ class WindowAttention(nn.Module):
             x = pad_reflect(x, (0, pad_w, 0, pad_h))
         rows, cols = (height + pad_h) // size, (width + pad_w) // size
         head_dim = channels // self.num_heads
-        # (B, 3, heads, d, rows, w, cols, w) -> (3, B, rows, cols, heads, w*w, d)
-        qkv = self.qkv(x).reshape(batch, 3, self.num_heads, head_dim, rows, size, cols, size)
-        qkv = qkv.permute(1, 0, 4, 6, 2, 5, 7, 3).reshape(3, batch * rows * cols, self.num_heads, size * size, head_dim)
+        # The 1x1 qkv conv as a linear layer on (B, H, W, C) tokens (a view of a channels-last map), then one copy:
+        # (B, rows, w, cols, w, 3, heads, d) -> (3, B * rows * cols, heads, w * w, d)
+        qkv = F.linear(x.permute(0, 2, 3, 1), self.qkv.weight.flatten(1), self.qkv.bias)
+        qkv = qkv.reshape(batch, rows, size, cols, size, 3, self.num_heads, head_dim)
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, batch * rows * cols, self.num_heads, size * size, head_dim)
         query, key, value = qkv.unbind(0)
         bias = self.relative_position_bias().to(query.dtype)
         if self.fused:
@@ -75,9 +77,10 @@ class WindowAttention(nn.Module):
         else:
             scores = (query * head_dim**-0.5) @ key.transpose(-2, -1) + bias
             out = scores.softmax(dim=-1) @ value
+        # (B, rows, cols, heads, w, w, d) -> (B, rows, w, cols, w, heads, d): channels-last output, one copy
         out = out.reshape(batch, rows, cols, self.num_heads, size, size, head_dim)
-        out = out.permute(0, 3, 6, 1, 4, 2, 5).reshape(batch, channels, rows * size, cols * size)
-        return out[:, :, :height, :width]
+        out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(batch, rows * size, cols * size, channels)
+        return out[:, :height, :width].permute(0, 3, 1, 2)
 
 
 def eca_kernel_size(channels: int, gamma: float = 2.0, beta: float = 1.0) -> int:

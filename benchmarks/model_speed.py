@@ -80,7 +80,7 @@ def _median_seconds(step: Callable[[], object], repeats: int, synchronize: Calla
 
 def _prepare(name: str, device: str, compile_model: bool) -> nn.Module:
     model: nn.Module = create_model(name, NUM_CLASSES).to(device).to(memory_format=torch.channels_last)
-    return cast(nn.Module, torch.compile(model)) if compile_model else model
+    return cast(nn.Module, torch.compile(model, dynamic=False)) if compile_model else model
 
 
 def cpu_report(name: str, repeats: int, compile_model: bool) -> dict[str, Any]:

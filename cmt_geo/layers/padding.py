@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -9,8 +10,13 @@ from torch import Tensor
 def pad_reflect(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
     """F.pad (left, right, top, bottom) in "reflect" mode, or "replicate" where the map is too small to reflect."""
     left, right, top, bottom = pad
-    reflectable = max(left, right) < x.shape[-1] and max(top, bottom) < x.shape[-2]
-    return F.pad(x, pad, mode="reflect" if reflectable else "replicate")
+    if max(left, right) < x.shape[-1] and max(top, bottom) < x.shape[-2]:
+        return F.pad(x, pad, mode="reflect")
+    # Replicate by indexing: torch.compile mis-predicts the strides of replication_pad2d_backward on channels-last.
+    height, width = x.shape[-2:]
+    rows = torch.arange(-top, height + bottom, device=x.device).clamp_(0, height - 1)
+    cols = torch.arange(-left, width + right, device=x.device).clamp_(0, width - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:

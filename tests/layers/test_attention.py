@@ -116,3 +116,13 @@ def test_hybrid_attention_backward_under_bf16_autocast() -> None:
     out.float().mean().backward()
     assert x.grad is not None
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.slow
+def test_hybrid_attention_compiles_on_channels_last_maps_smaller_than_a_window() -> None:
+    attention = HybridAttention(16, num_heads=2, window_size=8).to(memory_format=torch.channels_last)
+    compiled = torch.compile(attention, dynamic=False)
+    x = torch.randn(2, 16, 3, 4).to(memory_format=torch.channels_last).requires_grad_()
+    (compiled_grad,) = torch.autograd.grad(compiled(x).square().sum(), x)
+    (eager_grad,) = torch.autograd.grad(attention(x).square().sum(), x)
+    torch.testing.assert_close(compiled_grad, eager_grad, atol=1e-4, rtol=1e-4)

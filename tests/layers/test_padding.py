@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from cmt_geo.layers.padding import pad_reflect, pad_to_multiple
 
@@ -21,3 +22,8 @@ def test_pad_reflect_falls_back_to_replicate_on_tiny_maps() -> None:
     padded = pad_reflect(x, (0, 6, 0, 7))
     assert padded.shape == (1, 1, 8, 8)
     torch.testing.assert_close(padded[..., -1, -1], x[..., 0, 1])
+
+
+def test_replicate_fallback_equals_torch_replicate_padding() -> None:
+    x = torch.randn(2, 3, 2, 3).to(memory_format=torch.channels_last)
+    torch.testing.assert_close(pad_reflect(x, (1, 5, 0, 6)), F.pad(x, (1, 5, 0, 6), mode="replicate"))

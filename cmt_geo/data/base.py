@@ -61,6 +61,13 @@ class PatchWindow(NamedTuple):
     width: int
 
 
+def nodata_values(image: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
+    """True at every value of a (C, H, W) image that is no-data (NaN matches NaN; no value when `nodata` is None)."""
+    if nodata is None:
+        return np.zeros(image.shape, dtype=bool)
+    return np.isnan(image) if np.isnan(nodata) else image == nodata
+
+
 def raise_fatal(problems: Sequence[Problem], dataset: str, root: object) -> None:
     """Raise the first fatal problem as its error, saying how many more there are and how to list them."""
     fatal = [problem for problem in problems if problem.fatal]
@@ -158,8 +165,9 @@ def load_split(
 class TiledSegmentationDataset(GeoDataset):
     """Image and mask windows streamed from a set of tiles, indexable by `PatchWindow` or TorchGeo `GeoSlice`.
 
-    Samples hold "image" (C, H, W) float32, "mask" (H, W) int64 class indices with `IGNORE_INDEX` where there is no
-    label (no-data, eroded boundaries, outside the tiles), "bounds" and "transform" as TorchGeo gives them.
+    Samples hold "image" (C, H, W) float32 (no-data values and padding read as 0), "mask" (H, W) int64 class
+    indices with `IGNORE_INDEX` where there is no label (no-data, eroded boundaries, outside the tiles), "bounds" and
+    "transform" as TorchGeo gives them.
     Only the asked window is read from each file; file handles are opened once per worker process.
 
     Args:
@@ -306,9 +314,7 @@ class TiledSegmentationDataset(GeoDataset):
         return image, mask
 
     def _blank(self, tile: int, height: int, width: int) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint8]]:
-        source = self.tiles[tile]
-        fill = source.nodata if source.nodata is not None else 0
-        image = np.full((len(source.image_bands), height, width), fill, dtype=self._dtype(tile))
+        image = np.zeros((len(self.tiles[tile].image_bands), height, width), dtype=self._dtype(tile))
         return image, np.full((height, width), IGNORE_INDEX, dtype=np.uint8)
 
     def _paste(self, tile: int, row: int, col: int, image: npt.NDArray[Any], mask: npt.NDArray[np.uint8]) -> bool:
@@ -327,13 +333,14 @@ class TiledSegmentationDataset(GeoDataset):
         return True
 
     def _read_tile_window(self, tile: int, window: Window) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint8]]:
-        """Image (C, h, w) in its stored dtype and mask (h, w) of a window lying inside one tile."""
+        """Image (C, h, w) in its stored dtype (no-data values read as 0) and mask (h, w) of a window inside a tile."""
         source = self.tiles[tile]
         handle = self._handle(tile, label=False)
         image = handle.read(source.image_bands, window=window)
         mask = self._read_label(tile, window)
-        if source.nodata is not None:
-            mask[(image == source.nodata).all(axis=0)] = IGNORE_INDEX
+        nodata = nodata_values(image, source.nodata)
+        mask[nodata.all(axis=0)] = IGNORE_INDEX
+        image[nodata] = 0
         if source.warp:
             mask[handle.read_masks(1, window=window) == 0] = IGNORE_INDEX
         return image, mask

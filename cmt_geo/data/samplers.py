@@ -11,7 +11,7 @@ import torch
 from rasterio.enums import Resampling
 from torch.utils.data import Sampler
 
-from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset
+from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset, nodata_values
 from cmt_geo.errors import ConfigError
 
 #: Draws per wanted patch before a random sampler gives up avoiding a patch it already drew this epoch.
@@ -68,7 +68,7 @@ class ValidityMap:
         valid = np.ones(shape, dtype=bool)
         if source.nodata is not None:
             image = handle.read(source.image_bands, out_shape=(len(source.image_bands), *shape))
-            valid &= (image != source.nodata).any(axis=0)
+            valid &= ~nodata_values(image, source.nodata).all(axis=0)
         if source.warp:
             valid &= handle.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
         self.cells = valid

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from cmt_geo.data import RasterSegmentation
 
 HERE = Path(__file__).parent
 
@@ -46,3 +51,16 @@ def dataset_copy(pristine: Callable[[str], Path], tmp_path: Path) -> Callable[[s
         return Path(shutil.copytree(pristine(name), tmp_path / name))
 
     return copy
+
+
+def nan_nodata_raster(folder: Path) -> RasterSegmentation:
+    """A 32x32 float32 raster with NaN no-data in its top 16 rows, labelled class 1 everywhere."""
+    image = np.full((2, 32, 32), 0.5, dtype=np.float32)
+    image[:, :16] = np.nan
+    profile = {"height": 32, "width": 32, "crs": "EPSG:32632", "transform": from_origin(0, 32, 1, 1)}
+    with rasterio.open(folder / "a.tif", "w", count=2, dtype="float32", nodata=np.nan, **profile) as dst:
+        dst.write(image)
+    (folder / "labels").mkdir()
+    with rasterio.open(folder / "labels" / "a.tif", "w", count=1, dtype="uint8", **profile) as dst:
+        dst.write(np.ones((1, 32, 32), dtype=np.uint8))
+    return RasterSegmentation(folder / "a.tif", folder / "labels" / "a.tif", classes=["x", "y"])

@@ -12,8 +12,17 @@ import torch
 from torch.utils.data import DataLoader
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from cmt_geo.data import IGNORE_INDEX, PatchWindow, Potsdam, RandomPatchSampler, SplitOptions, Vaihingen
+from cmt_geo.data import (
+    IGNORE_INDEX,
+    PatchWindow,
+    Potsdam,
+    RandomPatchSampler,
+    SplitOptions,
+    Vaihingen,
+)
 from cmt_geo.errors import ConfigError
+
+from .conftest import nan_nodata_raster
 
 ALL = SplitOptions(val_fraction=0)
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -95,3 +104,15 @@ def test_datasets_pickle_and_load_in_worker_processes(potsdam: Potsdam) -> None:
     assert [tuple(b["image"].shape) for b in batches] == [(4, 3, 16, 16)] * 3
     expected = torch.stack([potsdam[window]["image"] for window in sampler])
     assert torch.equal(torch.cat([b["image"] for b in batches]), expected)
+
+
+def test_nan_nodata_is_ignored_and_read_as_zero(tmp_path: Path) -> None:
+    dataset = nan_nodata_raster(tmp_path)
+    sample = dataset[PatchWindow(0, 8, -4, 16, 16)]  # half no-data, a 4-column strip of padding on the left
+    assert torch.isfinite(sample["image"]).all()
+    assert (sample["image"][:, :8] == 0).all()
+    assert (sample["image"][:, :, :4] == 0).all()
+    assert (sample["mask"][:8] == IGNORE_INDEX).all()
+    assert (sample["mask"][:, :4] == IGNORE_INDEX).all()
+    assert (sample["mask"][8:, 4:] == 1).all()
+    assert (sample["image"][:, 8:, 4:] == 0.5).all()

@@ -16,6 +16,8 @@ from cmt_geo.data import GridPatchSampler, RandomPatchSampler, RasterSegmentatio
 from cmt_geo.data.samplers import grid_starts
 from cmt_geo.errors import ConfigError
 
+from .conftest import nan_nodata_raster
+
 ALL = SplitOptions(val_fraction=0)
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -80,6 +82,13 @@ def test_samplers_skip_nodata_only_patches(tmp_path: Path) -> None:
     grid = list(GridPatchSampler(dataset, 8, world_size=1))
     assert {(w.row, w.col) for w in grid} == {(48, 48), (48, 56), (56, 48), (56, 56)}
     assert len(list(GridPatchSampler(dataset, 8, world_size=1, skip_nodata=False))) == 64
+
+
+def test_samplers_skip_nan_nodata(tmp_path: Path) -> None:
+    dataset = nan_nodata_raster(tmp_path)  # NaN in the top half
+    grid = list(GridPatchSampler(dataset, 8, rank=0, world_size=1))
+    assert {w.row for w in grid} == {16, 24}
+    assert all(w.row >= 9 for w in RandomPatchSampler(dataset, 8, length=50, seed=0, rank=0, world_size=1))
 
 
 def test_grid_sits_flush_with_tile_edges_without_extra_rows() -> None:

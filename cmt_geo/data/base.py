@@ -91,8 +91,8 @@ def layout_tiles(
     """Place tiles in a dataset coordinate space.
 
     Ungeoreferenced tiles (or `georeferenced=False`) are laid side by side in pixel space (resolution 1, no CRS).
-    Georeferenced tiles keep their coordinates in `crs` at `res` (default: the first tile's); a tile in another CRS
-    or resolution is warped on the fly.
+    Georeferenced tiles keep their coordinates in `crs` (default: the first tile's) at `res` (default: the first
+    tile's, converted to `crs` units when the CRS differs); a tile in another CRS or resolution is warped on the fly.
 
     Returns:
         The tiles, the dataset CRS, and its (x, y) resolution.
@@ -116,21 +116,36 @@ def layout_tiles(
         )
     first = usable[0][1]
     target_crs = crs or first.crs
-    target_res = res or (abs(first.transform.a), abs(first.transform.e))
+    if res is not None:
+        target_res = res
+    elif target_crs == first.crs:
+        target_res = _resolution(first.transform)
+    else:
+        target_res = _resolution(_warped_grid(first, target_crs)[0])
     tiles = []
     for files, info in usable:
         bands = files.image_bands or tuple(range(1, info.count + 1))
-        same = info.crs == target_crs and (abs(info.transform.a), abs(info.transform.e)) == target_res
-        if same:
+        if info.crs == target_crs and np.allclose(_resolution(info.transform), target_res, rtol=1e-6, atol=0):
             tiles.append(Tile(files, info.height, info.width, info.transform, bands, info.nodata))
             continue
-        xmin, ymax = info.transform @ (0, 0)
-        xmax, ymin = info.transform @ (info.width, info.height)
-        transform, width, height = calculate_default_transform(
-            info.crs, target_crs, info.width, info.height, xmin, ymin, xmax, ymax, resolution=target_res
-        )
-        tiles.append(Tile(files, int(height), int(width), transform, bands, info.nodata, warp=True))
+        transform, width, height = _warped_grid(info, target_crs, target_res)
+        tiles.append(Tile(files, height, width, transform, bands, info.nodata, warp=True))
     return tiles, target_crs, target_res
+
+
+def _resolution(transform: Affine) -> tuple[float, float]:
+    return abs(transform.a), abs(transform.e)
+
+
+def _warped_grid(info: RasterInfo, crs: CRS, res: tuple[float, float] | None = None) -> tuple[Affine, int, int]:
+    """Transform, width and height of a raster warped to `crs` at `res` (GDAL's choice, about as many pixels, when
+    None)."""
+    xmin, ymax = info.transform @ (0, 0)
+    xmax, ymin = info.transform @ (info.width, info.height)
+    transform, width, height = calculate_default_transform(
+        info.crs, crs, info.width, info.height, xmin, ymin, xmax, ymax, resolution=res
+    )
+    return transform, int(width), int(height)
 
 
 def load_split(

@@ -12,7 +12,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 import torch
+from rasterio.transform import from_origin
 
 from cmt_geo.data import IGNORE_INDEX, PatchWindow, RasterSegmentation, SplitOptions
 from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidLabelError
@@ -152,3 +154,23 @@ def test_reading_patches_reads_only_their_windows(tmp_path: Path) -> None:
     command = [sys.executable, "-c", _MEMORY_PROBE, str(tmp_path), str(size)]
     grew = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout)["grew_mib"]
     assert grew < 96, f"memory grew by {grew:.0f} MiB reading 65 patches of a {size}x{size} raster"
+
+
+def test_a_crs_without_a_resolution_keeps_the_ground_size(pristine: Callable[[str], Path]) -> None:
+    root = pristine("raster")
+    dataset = RasterSegmentation(root / "images/a.tif", root / "labels/a.tif", classes=RASTER.CLASSES, crs="EPSG:4326")
+    assert all(0.9e-5 < res < 1.3e-5 for res in dataset.res)  # 1 m spans 0.9e-5° (north) to 1.3e-5° (east) at 45° N
+    [tile] = dataset.tiles
+    assert tile.warp
+    assert min(tile.height, tile.width) > RASTER.HEIGHT // 2  # square degree pixels: fewer rows, more columns
+    assert 0.8 < tile.height * tile.width / (RASTER.HEIGHT * RASTER.WIDTH) < 1.25
+    assert set(_whole(dataset, 0)["mask"].unique().tolist()) == {0, 1, 2, IGNORE_INDEX}
+
+
+def test_nearly_equal_resolutions_are_not_warped(tmp_path: Path) -> None:
+    for name, res in (("a", 1.0), ("b", 1.0 + 1e-12)):
+        profile = {"height": 8, "width": 8, "count": 1, "dtype": "uint8", "crs": "EPSG:32632"}
+        with rasterio.open(tmp_path / f"{name}.tif", "w", transform=from_origin(0, 8, res, res), **profile) as dst:
+            dst.write(np.ones((1, 8, 8), dtype=np.uint8))
+    dataset = RasterSegmentation(tmp_path, classes=["x"], split_options=ALL)
+    assert [tile.warp for tile in dataset.tiles] == [False, False]

@@ -26,13 +26,20 @@ def _pair(size: int | tuple[int, int], what: str) -> tuple[int, int]:
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """(rank, world size): the given ones, else torch.distributed's when initialized, else (0, 1)."""
-    if world_size is None:
+    """(rank, world size): the given ones, else torch.distributed's when initialized, else (0, 1).
+
+    Raises:
+        ConfigError: only one of rank and world size is given, or the rank is outside the world.
+    """
+    if rank is None and world_size is None:
         ready = torch.distributed.is_available() and torch.distributed.is_initialized()
-        world_size = torch.distributed.get_world_size() if ready else 1
-        if rank is None:
-            rank = torch.distributed.get_rank() if ready else 0
-    rank = rank or 0
+        return (torch.distributed.get_rank(), torch.distributed.get_world_size()) if ready else (0, 1)
+    if rank is None or world_size is None:
+        given, missing = ("rank", "world_size") if world_size is None else ("world_size", "rank")
+        raise ConfigError(
+            f"{given}={rank if world_size is None else world_size} without {missing}; pass both or neither "
+            "(neither takes them from torch.distributed)"
+        )
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank={rank} is outside 0..{world_size - 1} for world_size={world_size}")
     return rank, world_size
@@ -134,13 +141,17 @@ class RandomPatchSampler(_PatchSampler):
     `world_size`-th patch from its `rank`, so ranks see disjoint patches. Patches lie inside their tile; a tile
     smaller than the patch gives one padded patch (ignored pixels).
 
+    The sampler shards itself and needs `set_epoch` each epoch: with Lightning, pass
+    `Trainer(use_distributed_sampler=False)` so that Lightning neither wraps it in a `DistributedSampler` nor
+    shards it twice (Lightning still calls `set_epoch`).
+
     Args:
         dataset: a cmt-geo dataset.
         size: patch (height, width) in pixels, or one number for both.
         length: patches per epoch per rank; about the number of non-overlapping patches over all tiles when None.
         seed: seeds the draws.
-        rank: this process's rank; torch.distributed's when None.
-        world_size: number of ranks; torch.distributed's when None.
+        rank: this process's rank; torch.distributed's (0 when not initialized) when both are None.
+        world_size: number of ranks; torch.distributed's (1 when not initialized) when both are None.
         skip_nodata: redraw patches that hold only no-data.
     """
 
@@ -208,12 +219,15 @@ class GridPatchSampler(_PatchSampler):
     Windows are dealt round-robin to ranks. With `even_shards` every rank gets the same count (some windows are
     repeated at the end, as `DistributedSampler` does), which DDP needs so that no rank waits forever.
 
+    The sampler shards itself: with Lightning, pass `Trainer(use_distributed_sampler=False)` so that Lightning does
+    not wrap it in a `DistributedSampler` and shard it twice.
+
     Args:
         dataset: a cmt-geo dataset.
         size: patch (height, width) in pixels, or one number for both.
         stride: step between windows; `size` (no overlap) when None.
-        rank: this process's rank; torch.distributed's when None.
-        world_size: number of ranks; torch.distributed's when None.
+        rank: this process's rank; torch.distributed's (0 when not initialized) when both are None.
+        world_size: number of ranks; torch.distributed's (1 when not initialized) when both are None.
         even_shards: give every rank the same number of windows.
         skip_nodata: leave out windows that hold only no-data.
     """

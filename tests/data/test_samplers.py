@@ -37,19 +37,19 @@ def test_two_ranks_see_disjoint_random_patches_that_together_form_the_global_dra
 
 
 def test_random_patches_are_reproducible_per_epoch_and_change_between_epochs(vaihingen: Vaihingen) -> None:
-    sampler = RandomPatchSampler(vaihingen, 8, length=20, seed=1, world_size=1)
+    sampler = RandomPatchSampler(vaihingen, 8, length=20, seed=1, rank=0, world_size=1)
     first = list(sampler)
     assert list(sampler) == first
     sampler.set_epoch(1)
     second = list(sampler)
     assert second != first
-    again = RandomPatchSampler(vaihingen, 8, length=20, seed=1, world_size=1)
+    again = RandomPatchSampler(vaihingen, 8, length=20, seed=1, rank=0, world_size=1)
     again.set_epoch(1)
     assert list(again) == second
 
 
 def test_random_patches_lie_inside_tiles_and_tiles_are_drawn_by_area(vaihingen: Vaihingen) -> None:
-    windows = list(RandomPatchSampler(vaihingen, (16, 24), length=400, seed=0, world_size=1))
+    windows = list(RandomPatchSampler(vaihingen, (16, 24), length=400, seed=0, rank=0, world_size=1))
     for window in windows:
         tile = vaihingen.tiles[window.tile]
         assert 0 <= window.row <= tile.height - 16
@@ -60,7 +60,7 @@ def test_random_patches_lie_inside_tiles_and_tiles_are_drawn_by_area(vaihingen: 
 
 
 def test_default_length_is_about_the_non_overlapping_patch_count(vaihingen: Vaihingen) -> None:
-    assert len(RandomPatchSampler(vaihingen, 8, world_size=1)) == 4 * (32 // 8) * (40 // 8)
+    assert len(RandomPatchSampler(vaihingen, 8, rank=0, world_size=1)) == 4 * (32 // 8) * (40 // 8)
     assert len(RandomPatchSampler(vaihingen, 8, rank=1, world_size=2)) == 40
 
 
@@ -76,12 +76,12 @@ def _mostly_nodata(folder: Path) -> RasterSegmentation:
 
 def test_samplers_skip_nodata_only_patches(tmp_path: Path) -> None:
     dataset = _mostly_nodata(tmp_path)
-    windows = list(RandomPatchSampler(dataset, 8, length=100, seed=0, world_size=1))
+    windows = list(RandomPatchSampler(dataset, 8, length=100, seed=0, rank=0, world_size=1))
     assert all(w.row + 8 > 48 and w.col + 8 > 48 for w in windows)
     assert all((dataset[w]["image"] == 9).any() for w in windows[:20])
-    grid = list(GridPatchSampler(dataset, 8, world_size=1))
+    grid = list(GridPatchSampler(dataset, 8, rank=0, world_size=1))
     assert {(w.row, w.col) for w in grid} == {(48, 48), (48, 56), (56, 48), (56, 56)}
-    assert len(list(GridPatchSampler(dataset, 8, world_size=1, skip_nodata=False))) == 64
+    assert len(list(GridPatchSampler(dataset, 8, rank=0, world_size=1, skip_nodata=False))) == 64
 
 
 def test_samplers_skip_nan_nodata(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_grid_sits_flush_with_tile_edges_without_extra_rows() -> None:
 
 
 def test_grid_covers_every_pixel_and_shards_evenly(vaihingen: Vaihingen) -> None:
-    full = list(GridPatchSampler(vaihingen, (12, 16), world_size=1))
+    full = list(GridPatchSampler(vaihingen, (12, 16), rank=0, world_size=1))
     for tile in range(len(vaihingen.tiles)):
         covered = set()
         for w in full:
@@ -121,6 +121,10 @@ def test_bad_sampler_options(vaihingen: Vaihingen) -> None:
         GridPatchSampler(vaihingen, 8, rank=2, world_size=2)
     with pytest.raises(ConfigError, match="length=0"):
         RandomPatchSampler(vaihingen, 8, length=0)
+    with pytest.raises(ConfigError, match="world_size=2 without rank; pass both or neither"):
+        GridPatchSampler(vaihingen, 8, world_size=2)
+    with pytest.raises(ConfigError, match="rank=1 without world_size; pass both or neither"):
+        RandomPatchSampler(vaihingen, 8, rank=1)
 
 
 def test_rank_and_world_size_come_from_torch_distributed(vaihingen: Vaihingen, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,12 +17,13 @@ from rasterio.io import DatasetReader
 
 from cmt_geo.errors import CmtGeoError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
 
-ProblemKind = Literal["missing", "unreadable", "size", "bands", "labels", "incomplete", "extra"]
+ProblemKind = Literal["missing", "unreadable", "size", "grid", "bands", "labels", "incomplete", "extra"]
 
 _ERRORS: dict[ProblemKind, type[CmtGeoError]] = {
     "missing": DatasetNotFoundError,
     "unreadable": InvalidRasterError,
     "size": InvalidRasterError,
+    "grid": InvalidRasterError,
     "bands": InvalidRasterError,
     "labels": InvalidLabelError,
     "incomplete": DatasetNotFoundError,
@@ -36,8 +37,9 @@ class Problem:
 
     Args:
         kind: missing (an image without its label or the reverse), unreadable, size (image and label differ),
-            bands (wrong band count), labels (unknown label colours or values), incomplete (official tiles absent),
-            extra (a tile that is not part of the official dataset; skipped).
+            grid (image and label are georeferenced on different grids), bands (wrong band count), labels (unknown
+            label colours or values), incomplete (official tiles absent), extra (a tile that is not part of the
+            official dataset; skipped).
         path: the offending file or folder.
         message: what is wrong and what to do, on one line.
         fatal: False for warnings (a partial dataset is valid).
@@ -194,8 +196,30 @@ def inspect_tiles(
                     )
                 )
                 continue
+            if image.georeferenced and label.georeferenced and not _same_grid(image, label):
+                problems.append(
+                    Problem(
+                        "grid",
+                        files.label,
+                        f"is in {_grid(label)} but its image {files.image.name} is in {_grid(image)}; reproject the "
+                        "label onto the image's grid",
+                    )
+                )
+                continue
         usable.append((files, image))
     return usable, problems
+
+
+def _same_grid(first: RasterInfo, second: RasterInfo) -> bool:
+    return first.crs == second.crs and first.transform.almost_equals(second.transform)
+
+
+def _grid(info: RasterInfo) -> str:
+    """CRS, origin and pixel size of a georeferenced raster, for messages."""
+    transform = info.transform
+    return (
+        f"{info.crs} (origin {transform.c:.12g}, {transform.f:.12g}; pixel size {transform.a:.12g}, {transform.e:.12g})"
+    )
 
 
 def _strip_path(exc: Exception, path: Path) -> str:

@@ -12,7 +12,7 @@ from cmt_geo.data.tiles import TileFiles, files_by_name, inspect_tiles, missing_
 from cmt_geo.errors import DatasetNotFoundError, InvalidLabelError, InvalidRasterError
 
 
-def _tif(path: Path, bands: int, height: int = 8, width: int = 8) -> Path:
+def _tif(path: Path, bands: int, height: int = 8, width: int = 8, crs: str = "EPSG:32632", x: float = 500000) -> Path:
     with rasterio.open(
         path,
         "w",
@@ -21,8 +21,8 @@ def _tif(path: Path, bands: int, height: int = 8, width: int = 8) -> Path:
         width=width,
         count=bands,
         dtype="uint8",
-        crs="EPSG:32632",
-        transform=rasterio.transform.from_origin(500000, 5000000, 1, 1),
+        crs=crs,
+        transform=rasterio.transform.from_origin(x, 5000000, 1, 1),
     ) as dst:
         dst.write(np.ones((bands, height, width), dtype=np.uint8))
     return path
@@ -55,6 +55,19 @@ def test_inspect_lists_every_problem_and_keeps_good_tiles(tmp_path: Path) -> Non
     ]
     assert "has 4 bands, expected 3" in problems[0].message
     assert "is 9x8 px but its image s.tif is 8x8 px" in problems[1].message
+    assert isinstance(problems[1].error(), InvalidRasterError)
+
+
+def test_a_label_on_another_grid_than_its_image_is_a_problem(tmp_path: Path) -> None:
+    image = _tif(tmp_path / "i.tif", 3)
+    crs = TileFiles("crs", "crs", "train", image, _tif(tmp_path / "crs.tif", 3, crs="EPSG:32633"), None, 3)
+    shifted = TileFiles("shifted", "shifted", "train", image, _tif(tmp_path / "shift.tif", 3, x=500004), None, 3)
+    usable, problems = inspect_tiles([crs, shifted], label_bands=3)
+    assert usable == []
+    assert [(p.kind, p.path.name) for p in problems] == [("grid", "crs.tif"), ("grid", "shift.tif")]
+    assert "EPSG:32633" in problems[0].message
+    assert "its image i.tif is in EPSG:32632" in problems[0].message
+    assert "reproject the label onto the image's grid" in problems[1].message
     assert isinstance(problems[1].error(), InvalidRasterError)
 
 

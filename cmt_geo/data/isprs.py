@@ -80,8 +80,7 @@ class ISPRSDataset(TiledSegmentationDataset):
         """
         self.root = Path(root).expanduser()
         order = bands or self.default_bands
-        found, problems = self.scan(self.root, order, labels)
-        found = [files for files in found if files.name not in set(exclude_tiles)]
+        found, problems = self.scan(self.root, order, labels, exclude_tiles)
         tiles, crs, res = load_split(found, problems, split, split_options or SplitOptions(), 3, self.name, self.root)
         super().__init__(
             tiles, self.label_coding_of(unknown_labels), self.band_names_of[order], crs, res, transforms, compact
@@ -96,7 +95,7 @@ class ISPRSDataset(TiledSegmentationDataset):
 
     @classmethod
     def scan(
-        cls, root: Path, bands: str | None = None, labels: LabelKind = "auto"
+        cls, root: Path, bands: str | None = None, labels: LabelKind = "auto", exclude: Sequence[str] = ()
     ) -> tuple[list[TileFiles], list[Problem]]:
         """Every tile found in an ISPRS folder, and the problems of its layout.
 
@@ -104,6 +103,7 @@ class ISPRSDataset(TiledSegmentationDataset):
             root: the unpacked dataset folder.
             bands: band order; the dataset default when None.
             labels: which labels each split uses (see the constructor).
+            exclude: tiles ignored entirely: their files and their problems.
 
         Raises:
             ConfigError: the band order does not exist for this dataset.
@@ -114,17 +114,23 @@ class ISPRSDataset(TiledSegmentationDataset):
             raise ConfigError(f"{cls.__name__} has no {order!r} imagery; use one of {', '.join(cls.image_sources)}")
         if labels not in ("auto", "full", "eroded"):
             raise ConfigError(f"labels={labels!r} is not a label kind; use auto, full or eroded")
+        excluded = set(exclude)
         images: dict[str, tuple[Path, ImageSource]] = {}
         for source in reversed(cls.image_sources[order]):
             for name, path in files_by_name(root / source.folder, source.suffix, source.prefix).items():
-                images[name] = (path, source)
+                if name not in excluded:
+                    images[name] = (path, source)
         if not images:
             folders = " or ".join(f"{root / source.folder}" for source in cls.image_sources[order])
             raise DatasetNotFoundError(
                 f"no {cls.__name__} {order} imagery in {folders}; unpack the imagery archive into {root}"
             )
-        split_of = {name: split for split, names in cls.official.items() for name in names}
-        full, eroded = cls._labels(root, "full"), cls._labels(root, "eroded")
+        official = {split: [name for name in names if name not in excluded] for split, names in cls.official.items()}
+        split_of = {name: split for split, names in official.items() for name in names}
+        full, eroded = (
+            {name: path for name, path in cls._labels(root, kind).items() if name not in excluded}
+            for kind in ("full", "eroded")
+        )
         found, problems = [], []
         for name, (path, source) in sorted(images.items()):
             split = split_of.get(name)
@@ -140,7 +146,7 @@ class ISPRSDataset(TiledSegmentationDataset):
         )
         problems += missing_labels(found, ("train", "test"), hint)
         problems += orphan_labels(full, set(images), split_of) + orphan_labels(eroded, set(images), split_of)
-        for split, names in cls.official.items():
+        for split, names in official.items():
             problems += missing_official(set(images), names, root, f"{split} tiles")
         return found, problems
 

@@ -167,3 +167,15 @@ def test_plot_draws_image_mask_and_prediction(pristine: Callable[[str], Path]) -
     mask_pixels = figure.axes[1].get_images()[0].get_array()
     expected = np.array(Vaihingen.colors, dtype=np.uint8)[sample["mask"].numpy()]
     assert np.array_equal(np.asarray(mask_pixels), expected)
+
+
+def test_excluded_tiles_are_ignored_with_their_problems(dataset_copy: Callable[[str], Path]) -> None:
+    root = dataset_copy("potsdam")
+    (root / "5_Labels_all" / "top_potsdam_2_11_label.tif").unlink()
+    (root / "4_Ortho_RGBIR" / "top_potsdam_3_10_RGBIR.tif").unlink()  # its labels remain, without an image
+    (root / "3_Ortho_IRRG" / "top_potsdam_3_10_IRRG.tif").unlink()
+    with pytest.raises(DatasetNotFoundError, match="image has no label"):
+        Potsdam(root, split_options=ALL, exclude_tiles=["3_10"])
+    with pytest.raises(DatasetNotFoundError, match="label has no image"):
+        Potsdam(root, split_options=ALL, exclude_tiles=["2_11"])
+    assert [t.files.name for t in Potsdam(root, split_options=ALL, exclude_tiles=["2_11", "3_10"]).tiles] == ["2_10"]

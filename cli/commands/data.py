@@ -8,7 +8,7 @@ import click
 
 from ..options import overwrite_option
 
-_CHECKABLE = ("vaihingen", "potsdam", "uavid", "loveda")
+_CHECKABLE = ("vaihingen", "potsdam", "uavid", "loveda", "raster")
 _LAYOUTS = ("raster", "vaihingen", "potsdam", "uavid", "loveda")
 
 
@@ -19,20 +19,26 @@ def data() -> None:
 
 @data.command()
 @click.option("--dataset", type=click.Choice(_CHECKABLE), required=True, help="Which dataset the folder holds.")
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    help="With --dataset raster: the class raster, or folder of class rasters named like the images.",
+)
 @click.argument("root", type=click.Path(path_type=Path))
-def check(dataset: str, root: Path) -> None:
+def check(dataset: str, root: Path, labels: Path | None) -> None:
     """Verify a dataset folder and list every problem; exit 1 if any is real.
 
     A folder with only some official tiles is valid (a warning names the missing ones). Real problems are
-    unreadable files, an image without its label or the reverse, size mismatches, unknown label colours and wrong
-    band counts.
+    unreadable files, an image without its label or the reverse, size or grid mismatches, unknown label colours
+    and wrong band counts. For your own rasters (--dataset raster), ROOT is an image or a folder of images.
 
     \b
     $ cmtgeo data check --dataset vaihingen ~/data/vaihingen
+    $ cmtgeo data check --dataset raster ~/data/farm/images --labels ~/data/farm/labels
     """
     from cmt_geo.data.check import check_dataset
 
-    report = check_dataset(dataset, root)
+    report = check_dataset(dataset, root, labels)
     for problem in report.problems:
         level = "error" if problem.fatal else "warning"
         click.echo(f"{level}: {problem.path}: {problem.message}", err=True)
@@ -41,6 +47,8 @@ def check(dataset: str, root: Path) -> None:
         raise click.ClickException(f"{errors} problem(s) in {root}; fix the files listed above and check again")
     click.echo(f"{dataset} at {root}: OK")
     click.echo("tiles per split: " + ", ".join(f"{s} {n}" for s, n in sorted(report.tiles_per_split.items())))
+    if not report.pixels_per_class:
+        return
     total = sum(report.pixels_per_class.values()) or 1
     click.echo("pixels per class:")
     for name, count in report.pixels_per_class.items():

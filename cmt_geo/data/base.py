@@ -68,17 +68,19 @@ def nodata_values(image: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[
     return np.isnan(image) if np.isnan(nodata) else image == nodata
 
 
-def raise_fatal(problems: Sequence[Problem], dataset: str, root: object) -> None:
-    """Raise the first fatal problem as its error, saying how many more there are and how to list them."""
+def check_command(dataset: str, root: object, labels: object = None) -> str:
+    """The `cmtgeo data check` command line that lists every problem of a dataset (`labels` for "raster" only)."""
+    return f"cmtgeo data check --dataset {dataset} {root}" + ("" if labels is None else f" --labels {labels}")
+
+
+def raise_fatal(problems: Sequence[Problem], command: str) -> None:
+    """Raise the first fatal problem as its error, saying how many more there are and the `command` that lists them."""
     fatal = [problem for problem in problems if problem.fatal]
     if not fatal:
         return
     error = fatal[0].error()
     if len(fatal) > 1:
-        error.args = (
-            f"{error.args[0]} ({len(fatal) - 1} more problems: run `cmtgeo data check --dataset "
-            f"{dataset} {root}` to list them all)",
-        )
+        error.args = (f"{error.args[0]} ({len(fatal) - 1} more problems: run `{command}` to list them all)",)
     raise error
 
 
@@ -156,23 +158,25 @@ def load_split(
     label_bands: int,
     dataset: str,
     root: object,
+    labels: object = None,
     **placement: Any,
 ) -> tuple[list[Tile], CRS | None, tuple[float, float]]:
     """Choose a split's tiles, inspect them, raise on the first real problem, and place them (see `layout_tiles`).
 
-    Problems of other official splits do not stop loading this one; warnings are logged.
+    Problems of other official splits do not stop loading this one; warnings are logged. `dataset`, `root` and
+    `labels` make the `cmtgeo data check` command that errors point to (see `check_command`).
     """
     chosen = select_split(found, split, options.val_fraction, options.val_tiles, options.seed, options.test_source)
     source = options.test_source if split == "test" else "train"
     usable, header_problems = inspect_tiles(chosen, label_bands)
     relevant = [problem for problem in problems if problem.split in (None, source)]
-    raise_fatal([*relevant, *header_problems], dataset, root)
+    command = check_command(dataset, root, labels)
+    raise_fatal([*relevant, *header_problems], command)
     for problem in relevant:
         logger.warning("%s: %s", problem.path, problem.message)
     if not usable:
         raise DatasetNotFoundError(
-            f"no {split} tiles in {str(root)!r}; check the folder layout (`cmtgeo data check --dataset {dataset} "
-            f"{root}`) or the split options"
+            f"no {split} tiles in {str(root)!r}; check the folder layout (`{command}`) or the split options"
         )
     return layout_tiles(usable, **placement)
 

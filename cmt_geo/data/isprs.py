@@ -137,8 +137,7 @@ class ISPRSDataset(TiledSegmentationDataset):
             if split is None:
                 problems.append(Problem("extra", path, f"tile {name} is not an official tile; it is skipped", False))
                 continue
-            kind = "eroded" if labels == "eroded" or (labels == "auto" and split == "test") else "full"
-            label = (eroded if kind == "eroded" else full).get(name)
+            label = (eroded if cls._label_kind(labels, split) == "eroded" else full).get(name)
             found.append(TileFiles(name, name, split, path, label, source.bands, source.count))
         hint = (
             f"put {cls.label_prefix}{{name}}<suffix> (full labels: {cls.label_suffix['full']}, eroded: "
@@ -149,6 +148,43 @@ class ISPRSDataset(TiledSegmentationDataset):
         for split, names in official.items():
             problems += missing_official(set(images), names, root, f"{split} tiles")
         return found, problems
+
+    @classmethod
+    def unused_labels(cls, root: Path, found: Sequence[TileFiles]) -> tuple[list[TileFiles], list[Problem]]:
+        """The labels that `labels="auto"` leaves unread (full labels of test tiles, eroded labels of training tiles),
+        as tiles for `check_dataset` to inspect, and a warning per label kind naming the tiles without one.
+
+        Args:
+            root: the unpacked dataset folder.
+            found: the tiles as `scan` found them with `labels="auto"`.
+        """
+        tiles: list[TileFiles] = []
+        absent: dict[str, list[str]] = {"full": [], "eroded": []}
+        paths = {kind: cls._labels(root, kind) for kind in absent}
+        for files in found:
+            kind = "full" if cls._label_kind("auto", files.split) == "eroded" else "eroded"
+            label = paths[kind].get(files.name)
+            if label is None:
+                absent[kind].append(files.name)
+            else:
+                tiles.append(replace(files, label=label))
+        problems = [
+            Problem(
+                "missing",
+                root,
+                f"no {kind} label for tiles {', '.join(names[:10])}{' …' if len(names) > 10 else ''}; only "
+                f"labels='{kind}' needs them",
+                fatal=False,
+            )
+            for kind, names in absent.items()
+            if names
+        ]
+        return tiles, problems
+
+    @staticmethod
+    def _label_kind(labels: LabelKind, split: str) -> str:
+        """The label kind a tile of `split` loads: "full" or "eroded"."""
+        return "eroded" if labels == "eroded" or (labels == "auto" and split == "test") else "full"
 
     @classmethod
     def _labels(cls, root: Path, kind: str) -> dict[str, Path]:

@@ -183,6 +183,7 @@ class RasterSegmentation(TiledSegmentationDataset):
             1,
             self.name,
             image_paths[0],
+            label_paths[0] if label_paths else None,
             crs=target_crs,
             res=resolution,
             georeferenced=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cmt_geo_cli.main import cmtgeo
+
+from cmt_geo.data import RasterSegmentation
+from cmt_geo.errors import CmtGeoError
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -59,3 +63,25 @@ def test_the_command_line_loads_without_torchgeo() -> None:
     code = "import sys, cmt_geo_cli.main; print(sorted({'torchgeo', 'torch', 'rasterio'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_check_command_that_raster_errors_name_runs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "scene"
+    assert runner.invoke(cmtgeo, ["data", "synthetic", str(out), "--size", "64"]).exit_code == 0
+    pair = ["--dataset", "raster", str(out / "image.tif"), "--labels", str(out / "label.tif")]
+    result = runner.invoke(cmtgeo, ["data", "check", *pair])
+    assert result.exit_code == 0, result.output
+    assert "tiles per split: train 1" in result.stdout
+    (out / "images").mkdir()
+    (out / "labels").mkdir()
+    (out / "image.tif").rename(out / "images" / "a.tif")
+    (out / "label.tif").rename(out / "labels" / "b.tif")
+    (out / "images" / "c.tif").write_bytes(b"junk")
+    with pytest.raises(CmtGeoError, match="2 more problems: run `cmtgeo data check") as error:
+        RasterSegmentation(out / "images", out / "labels", classes=["x"])
+    command = str(error.value).split("`")[-2]
+    result = runner.invoke(cmtgeo, shlex.split(command)[1:])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("error: ") == 4, result.stderr  # a and c lack labels, b lacks its image, c is junk
+    assert "c.tif: cannot be read" in result.stderr

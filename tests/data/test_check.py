@@ -75,3 +75,47 @@ def test_empty_or_missing_folder_and_unknown_dataset(tmp_path: Path) -> None:
         check_dataset("uavid", tmp_path / "absent")
     with pytest.raises(ConfigError, match="cannot check dataset 'cityscapes'"):
         check_dataset("cityscapes", tmp_path)
+
+
+def test_isprs_check_reads_full_and_eroded_labels_of_every_tile(dataset_copy: Callable[[str], Path]) -> None:
+    root = dataset_copy("vaihingen")
+    (root / "gts_for_participants" / "top_mosaic_09cm_area2.tif").write_bytes(b"junk")  # a test tile's full label
+    (root / "top_mosaic_09cm_area1_noBoundary.tif").write_bytes(b"junk")  # a training tile's eroded label
+    (root / "top_mosaic_09cm_area3_noBoundary.tif").unlink()
+    colours = np.zeros((3, 32, 40), dtype=np.uint8)
+    colours[:, 0, 0] = 9
+    VAIHINGEN._write(root / "top_mosaic_09cm_area5_noBoundary.tif", colours)
+    report = check_dataset("vaihingen", root)
+    found = {(p.kind, p.path.name, p.fatal) for p in report.problems}
+    assert found >= {
+        ("unreadable", "top_mosaic_09cm_area2.tif", True),
+        ("unreadable", "top_mosaic_09cm_area1_noBoundary.tif", True),
+        ("labels", "top_mosaic_09cm_area5_noBoundary.tif", True),
+    }
+    [absent] = [p for p in report.problems if p.kind == "missing"]
+    assert not absent.fatal
+    assert "no eroded label for tiles 3; only labels='eroded' needs them" in absent.message
+    assert report.tiles_per_split == {"train": 4, "test": 2}
+
+
+def test_raster_check_lists_pairing_and_grid_problems(pristine: Callable[[str], Path], tmp_path: Path) -> None:
+    root = Path(shutil.copytree(pristine("raster"), tmp_path / "raster"))
+    good = check_dataset("raster", root / "images", labels=root / "labels")
+    assert good.ok, good.problems
+    assert good.tiles_per_split == {"train": 2}
+    (root / "labels" / "a.tif").write_bytes(b"junk")
+    shutil.copy(root / "labels" / "b.tif", root / "labels" / "c.tif")
+    (root / "labels" / "b.tif").unlink()
+    shutil.copy(pristine("raster") / "labels" / "b.tif", root / "labels" / "d.tif")  # in another CRS than d's image
+    shutil.copy(root / "images" / "a.tif", root / "images" / "d.tif")
+    report = check_dataset("raster", root / "images", labels=root / "labels")
+    assert {(p.kind, p.path.name) for p in report.problems} == {
+        ("unreadable", "a.tif"),
+        ("missing", "b.tif"),
+        ("missing", "c.tif"),
+        ("grid", "d.tif"),
+    }
+    with pytest.raises(ConfigError, match="--labels is only for --dataset raster"):
+        check_dataset("vaihingen", root, labels=root / "labels")
+    with pytest.raises(DatasetNotFoundError, match="does not exist; give an image or a folder of images"):
+        check_dataset("raster", root / "absent.tif")

@@ -229,6 +229,10 @@ class _Outputs:
 
     def __init__(self, out_dir: Path, overwrite: bool) -> None:
         self.out_dir = out_dir
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputExistsError(
+                f"{out_dir} is a file, not a folder; choose another output folder or remove the file"
+            )
         if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
             raise OutputExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -339,7 +343,7 @@ def write_synthetic(
 
     Raises:
         ConfigError: an unknown layout or too few tiles.
-        OutputExistsError: the folder is not empty and `overwrite` is False.
+        OutputExistsError: the folder is not empty and `overwrite` is False, or `out_dir` is a file.
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"layout={layout!r} is not a layout; use one of {', '.join(LAYOUTS)}")

@@ -63,7 +63,10 @@ def test_raster_layout_is_georeferenced_tiled_and_has_a_nodata_corner(tmp_path: 
     sample = dataset[PatchWindow(0, 0, 0, 128, 128)]
     assert (sample["mask"][:10, :10] == IGNORE_INDEX).all()
     assert (sample["mask"][-20:, -20:] != IGNORE_INDEX).all()
-    assert all(w.row + w.col + 32 > 0 for w in GridPatchSampler(dataset, 32))
+    kept = list(GridPatchSampler(dataset, 16, rank=0, world_size=1))
+    every = list(GridPatchSampler(dataset, 16, rank=0, world_size=1, skip_nodata=False))
+    assert len(kept) < len(every)
+    assert all((dataset[w]["mask"] != IGNORE_INDEX).any() for w in kept)  # none lies wholly in the no-data corner
 
 
 @pytest.mark.parametrize(
@@ -104,6 +107,13 @@ def test_refuses_to_overwrite_and_never_half_writes(tmp_path: Path, monkeypatch:
         write_synthetic(out, "raster", size=64, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["scene"]  # no staging folder left behind
+
+
+def test_an_existing_file_is_not_an_output_folder(tmp_path: Path) -> None:
+    (tmp_path / "scene").write_text("notes")
+    with pytest.raises(OutputExistsError, match="scene is a file, not a folder; choose another output folder"):
+        write_synthetic(tmp_path / "scene", "raster", size=64, overwrite=True)
+    assert (tmp_path / "scene").read_text() == "notes"
 
 
 def test_bad_synthetic_options(tmp_path: Path) -> None:

@@ -73,7 +73,9 @@ class WindowAttention(nn.Module):
         query, key, value = qkv.unbind(0)
         bias = self.relative_position_bias().to(query.dtype)
         if self.fused:
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+            # a 4-D mask (an expanded view) lets the CPU pick its flash kernel instead of the math fallback
+            mask = bias.unsqueeze(0).expand(query.shape[0], -1, -1, -1)
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         else:
             scores = (query * head_dim**-0.5) @ key.transpose(-2, -1) + bias
             out = scores.softmax(dim=-1) @ value

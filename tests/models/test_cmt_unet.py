@@ -55,12 +55,13 @@ def test_padding_does_not_leak_into_the_crop_for_aligned_inputs() -> None:
         assert not torch.allclose(model(x)[..., :32, :32], model(x[..., :40, :40])[..., :32, :32])
 
 
-def test_bf16_autocast_forward_backward_on_cpu() -> None:
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_forward_backward_on_cpu(dtype: torch.dtype) -> None:
     model = create_model("cmt_unet_tiny", num_classes=4, use_msaa=True, use_rcm=True)
     x = torch.randn(2, 3, 64, 64)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         logits = model(x)
-    assert logits.dtype == torch.bfloat16
+    assert logits.dtype == dtype
     logits.float().logsumexp(dim=1).mean().backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads

@@ -3,7 +3,8 @@
 Prints one JSON object per line:
   {"kind": "size", "model", "params_m", "gmacs_256_no_scan", "gmacs_256_with_scan"}
   {"kind": "cpu", "model", "threads", "forward_ms", "forward_bf16_ms"}    1x3x256x256, eval, channels-last
-  {"kind": "cuda", "model", "device", "train_img_s", "train_peak_gib", "predict_mpix_s", "predict_peak_gib"}
+  {"kind": "throughput", "model", "device", "train_img_s", "train_peak_gib", "predict_mpix_s", "predict_peak_gib"}
+      (with --throughput-device cpu the same runs on the CPU, e.g. to check the script without a GPU)
       train: batch 8, 256x256, bf16 autocast, AdamW step; predict: batch 32, 256x256, bf16 autocast.
 MACs come from torch's FlopCounterMode (one MAC = 2 FLOPs) with the selective scan counted as
 9 * B * L * D * N MACs (the convention of VMamba's FLOP counter), so "no_scan" leaves it out.
@@ -29,6 +30,7 @@ from cmt_geo.models import create_model, list_models
 
 SIZE = 256
 NUM_CLASSES = 6
+TRAIN_BATCH, PREDICT_BATCH = 8, 32
 
 
 def scan_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -106,45 +108,52 @@ def cpu_report(name: str, repeats: int, compile_model: bool) -> dict[str, Any]:
     }
 
 
-def cuda_report(name: str, repeats: int, compile_model: bool) -> dict[str, Any]:
+def throughput_report(name: str, device: str, repeats: int, compile_model: bool) -> dict[str, Any]:
     """Training images/s (batch 8, bf16, AdamW) and prediction megapixels/s (batch 32, bf16) with peak memory."""
-    model = _prepare(name, "cuda", compile_model)
+    on_cuda = device == "cuda"
+    synchronize = torch.cuda.synchronize if on_cuda else (lambda: None)
+    model = _prepare(name, device, compile_model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    images = torch.randn(8, 3, SIZE, SIZE, device="cuda").to(memory_format=torch.channels_last)
-    labels = torch.randint(0, NUM_CLASSES, (8, SIZE, SIZE), device="cuda")
+    images = torch.randn(TRAIN_BATCH, 3, SIZE, SIZE, device=device).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_CLASSES, (TRAIN_BATCH, SIZE, SIZE), device=device)
 
     def train_step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             loss = nn.functional.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    def peak_gib() -> float | None:
+        return round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_cuda else None
+
     model.train()
     train_step()
-    torch.cuda.reset_peak_memory_stats()
-    train_seconds = _median_seconds(train_step, repeats, torch.cuda.synchronize)
-    train_peak = torch.cuda.max_memory_allocated() / 2**30
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    train_seconds = _median_seconds(train_step, repeats, synchronize)
+    train_peak = peak_gib()
 
     model.eval()
-    batch = torch.randn(32, 3, SIZE, SIZE, device="cuda").to(memory_format=torch.channels_last)
+    batch = torch.randn(PREDICT_BATCH, 3, SIZE, SIZE, device=device).to(memory_format=torch.channels_last)
 
     def predict() -> object:
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16):
             return model(batch).argmax(dim=1)
 
     predict()
-    torch.cuda.reset_peak_memory_stats()
-    predict_seconds = _median_seconds(predict, repeats, torch.cuda.synchronize)
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    predict_seconds = _median_seconds(predict, repeats, synchronize)
     return {
-        "kind": "cuda",
+        "kind": "throughput",
         "model": name,
-        "device": torch.cuda.get_device_name(),
+        "device": torch.cuda.get_device_name() if on_cuda else "cpu",
         "compiled": compile_model,
-        "train_img_s": round(8 / train_seconds, 1),
-        "train_peak_gib": round(train_peak, 2),
-        "predict_mpix_s": round(32 * SIZE * SIZE / predict_seconds / 1e6, 1),
-        "predict_peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "train_img_s": round(TRAIN_BATCH / train_seconds, 1),
+        "train_peak_gib": train_peak,
+        "predict_mpix_s": round(PREDICT_BATCH * SIZE * SIZE / predict_seconds / 1e6, 1),
+        "predict_peak_gib": peak_gib(),
     }
 
 
@@ -154,13 +163,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="torch.compile the models")
     parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU latency runs")
+    parser.add_argument(
+        "--throughput-device",
+        default="cuda",
+        help="device of the train/predict runs (skipped when it is 'cuda' and none)",
+    )
     args = parser.parse_args()
     for name in args.models:
         print(json.dumps(size_report(name)), flush=True)
         if not args.skip_cpu:
             print(json.dumps(cpu_report(name, args.repeats, args.compile)), flush=True)
-        if torch.cuda.is_available():
-            print(json.dumps(cuda_report(name, args.repeats, args.compile)), flush=True)
+        if args.throughput_device != "cuda" or torch.cuda.is_available():
+            print(json.dumps(throughput_report(name, args.throughput_device, args.repeats, args.compile)), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
     """Adapt a first-conv weight (C_out, 3, k, k) trained on RGB to `in_channels` bands by repeat-and-scale.
 
     One band gets the sum over RGB; N bands get the RGB filters repeated cyclically, scaled by 3 / N, so that an
-    image whose bands all carry the same signal gives the same activation as before.
+    image whose bands all carry the same signal gives the activation of the grey RGB image (exactly for N = 1 or a
+    multiple of 3, approximately otherwise).
     """
     if in_channels == weight.shape[1]:
         return weight

@@ -211,16 +211,24 @@ def save_checkpoint(model: SegmentationModel, path: str | os.PathLike[str], card
     return destination
 
 
-def _read_metadata(data: bytes, source: Path) -> dict[str, str]:
-    if len(data) < _HEADER_LENGTH_BYTES:
-        raise CheckpointError(f"{source} is truncated or empty ({len(data)} bytes); save the checkpoint again")
-    header_length = int.from_bytes(data[:_HEADER_LENGTH_BYTES], "little")
-    if header_length > len(data) - _HEADER_LENGTH_BYTES:
-        raise CheckpointError(
-            f"{source} is truncated or not a cmt-geo checkpoint (header runs past the end of the file)"
-        )
+def _read_metadata(source: Path) -> dict[str, str]:
+    """The metadata of a safetensors file, reading only its header."""
     try:
-        header = json.loads(data[_HEADER_LENGTH_BYTES : _HEADER_LENGTH_BYTES + header_length])
+        with source.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            prefix = stream.read(_HEADER_LENGTH_BYTES)
+            if len(prefix) < _HEADER_LENGTH_BYTES:
+                raise CheckpointError(f"{source} is truncated or empty ({size} bytes); save the checkpoint again")
+            header_length = int.from_bytes(prefix, "little")
+            if header_length > size - _HEADER_LENGTH_BYTES:
+                raise CheckpointError(
+                    f"{source} is truncated or not a cmt-geo checkpoint (header runs past the end of the file)"
+                )
+            raw_header = stream.read(header_length)
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {source}: {error.strerror or error}") from None
+    try:
+        header = json.loads(raw_header)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CheckpointError(f"{source} is corrupt or not a cmt-geo checkpoint (unreadable header)") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
@@ -250,18 +258,14 @@ def load_checkpoint(
         CheckpointError: missing, truncated, corrupt or modified file, or weights that do not fit the architecture.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors.torch import load_file
 
     source = Path(path)
-    try:
-        data = source.read_bytes()
-    except OSError as error:
-        raise CheckpointError(f"cannot read checkpoint {source}: {error.strerror or error}") from None
-    metadata = _read_metadata(data, source)
+    metadata = _read_metadata(source)
     card = ModelCard.from_json(metadata.get("card", ""))
     try:
-        tensors = load(data)
-    except SafetensorError as error:
+        tensors = load_file(source)
+    except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{source} is truncated or corrupt ({error}); save the checkpoint again") from None
     if _weights_digest(tensors) != metadata.get("weights_sha256"):
         raise CheckpointError(f"{source} failed its checksum: the weights were modified or corrupted after saving")

@@ -165,6 +165,18 @@ class VMambaEncoder(Encoder):
         self.downsamples = nn.ModuleList(HaarPatchMerging(dims[i], dims[i + 1]) for i in range(3))
         self.feature_info = tuple(FeatureLevel(dim, 4 * 2**index) for index, dim in enumerate(dims))
         self.gradient_checkpointing = False
+        self.apply(self._init_linear_and_norm)
+
+    @staticmethod
+    def _init_linear_and_norm(module: nn.Module) -> None:
+        """VMamba's initialization: linear layers truncated-normal (std 0.02, zero bias), layer norms identity."""
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """(B, C_in, H, W) -> four maps (B, dims[i], H / 2^(i+2), W / 2^(i+2)), stored channels-last."""

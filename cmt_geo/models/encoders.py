@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from cmt_geo.errors import ConfigError
+from cmt_geo.errors import CheckpointError, ConfigError
 from cmt_geo.layers.attention import GlobalLocalAttention
 from cmt_geo.layers.blocks import AttentionBlock
 from cmt_geo.layers.ss2d import VSSBlock
@@ -91,7 +91,14 @@ class ResNetEncoder(Encoder):
         import timm
 
         logger.info("loading pretrained %s weights from the timm hub", name)
-        state = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), pretrained=True).state_dict()
+        try:
+            hub_model = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), pretrained=True)
+        except (OSError, RuntimeError) as error:  # no network, no cached file, or a broken download
+            raise CheckpointError(
+                f"could not load pretrained {name} weights from the timm hub ({error}); "
+                "connect to the internet once (timm caches them) or use pretrained_backbone=False"
+            ) from None
+        state = hub_model.state_dict()
         state["conv1.weight"] = adapt_input_conv(state["conv1.weight"], in_channels)
         self.body.load_state_dict(state)
 

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from cmt_geo.errors import ConfigError
+from cmt_geo.errors import CheckpointError, ConfigError
 from cmt_geo.models.encoders import CNNMambaEncoder, ResNetEncoder, VMambaEncoder, adapt_input_conv
 
 TINY_MAMBA: dict[str, Any] = {"dims": (16, 32, 64, 128), "depths": (1, 1, 1, 1), "stem_channels": 8}
@@ -65,6 +65,21 @@ def test_vmamba_feature_info_matches_channels_last_outputs() -> None:
     encoder = VMambaEncoder(3, **TINY_MAMBA)
     features = _assert_feature_info_matches(encoder, torch.randn(2, 3, 64, 32))
     assert all(feature.is_contiguous(memory_format=torch.channels_last) for feature in features)
+
+
+def test_unreachable_pretrained_weights_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    create = timm.create_model
+
+    def offline_create(name: str, **kwargs: Any) -> torch.nn.Module:
+        if kwargs.get("pretrained"):
+            raise OSError("Network is unreachable")
+        return create(name, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline_create)
+    with pytest.raises(
+        CheckpointError, match=r"could not load pretrained resnet18 weights .* pretrained_backbone=False"
+    ):
+        ResNetEncoder("resnet18", pretrained=True)
 
 
 def test_vmamba_linear_layers_start_as_in_vmamba() -> None:

@@ -104,6 +104,11 @@ def dwt2(x: Tensor, analysis: Tensor) -> Tensor:
     """
     batch, channels, height, width = x.shape
     border = analysis.shape[-1] // 2 - 1
+    if border > min(height, width):
+        raise ConfigError(
+            f"a {analysis.shape[-1]}-tap wavelet needs maps of at least {border} pixels per side, got "
+            f"{height}x{width}; use fewer wavelet levels, a shorter wavelet or larger inputs"
+        )
     if border:
         x = F.pad(x, (border, border, border, border), mode="circular")
     weight = analysis.to(x.dtype).repeat(channels, 1, 1).unsqueeze(1)

@@ -51,6 +51,12 @@ def test_dwt_preserves_energy_for_orthogonal_wavelets() -> None:
     torch.testing.assert_close(dwt2(x, analysis).square().sum(), x.square().sum())
 
 
+def test_long_wavelets_on_tiny_maps_are_a_config_error() -> None:
+    analysis, _ = wavelet_filter_bank("sym4")  # 8 taps: 3 pixels of periodic border
+    with pytest.raises(ConfigError, match="8-tap wavelet needs maps of at least 3 pixels per side, got 2x4"):
+        dwt2(torch.randn(1, 1, 2, 4), analysis)
+
+
 def test_unknown_wavelet_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown wavelet 'nope'"):
         wavelet_filter_bank("nope")

@@ -3,8 +3,8 @@
 The scan is memory-bound and O(B·D·L·N), so a compiled loop that keeps each channel's state (N floats) in registers
 beats any parallel-scan formulation on a CPU. numba ships wheels for Linux, macOS and Windows, so users need no
 compiler. The kernels (in `_scan_cpu_kernels`) fuse Δ's bias and softplus, the D·u skip and the SiLU(z) gate, like
-mamba-ssm's CUDA kernel. The backward recomputes each channel's states in an (L, N) scratch buffer, so memory stays
-O(threads·L·N) beyond inputs and outputs.
+mamba-ssm's CUDA kernel. The backward recomputes each channel's states and decays in (L, N) scratch buffers, so
+memory stays O(threads·L·N) beyond inputs and outputs.
 """
 
 from __future__ import annotations

@@ -140,6 +140,7 @@ def make_kernels(n_state: int) -> tuple[Any, Any]:
             gates = np.ones(length, dtype=np.float32)
             gate_slopes = np.zeros(length, dtype=np.float32)
             dh = np.empty(n_state, dtype=np.float32)
+            decays = np.empty((length, n_state), dtype=np.float32)
             dAd = np.empty(n_state, dtype=np.float32)
             first = g * per_group + s * per_slice
             for d in range(first, min(first + per_slice, (g + 1) * per_group)):
@@ -155,7 +156,9 @@ def make_kernels(n_state: int) -> tuple[Any, Any]:
                     dt = dts[t]
                     drive = dt * u_row[t]
                     for n in range(n_state):
-                        states[t + 1, n] = fast_exp(dt * Ad[n]) * states[t, n] + drive * Bg[t, n]
+                        a = fast_exp(dt * Ad[n])
+                        decays[t, n] = a
+                        states[t + 1, n] = a * states[t, n] + drive * Bg[t, n]
                 dh[:] = f32(0.0)
                 dAd[:] = f32(0.0)
                 dD_d = f32(0.0)
@@ -173,7 +176,7 @@ def make_kernels(n_state: int) -> tuple[Any, Any]:
                     for n in range(n_state):
                         dh_n = dh[n] + dy * Cg[t, n]
                         dCp[t, n] += dy * states[t + 1, n]
-                        a = fast_exp(dt * Ad[n])
+                        a = decays[t, n]
                         dh_a = dh_n * a * states[t, n]
                         ddt += dh_a * Ad[n] + dh_n * Bg[t, n] * u_t
                         dAd[n] += dh_a * dt

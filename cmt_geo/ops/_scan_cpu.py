@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cmt_geo.ops.selective_scan import as_grouped
+
 
 def numba_available() -> bool:
     """True when numba can be imported (without importing it)."""
@@ -30,83 +32,143 @@ def _kernels(n_state: int) -> Any:
     return make_kernels(n_state)
 
 
-def _as_state_layout(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """B or C as contiguous (batch, groups, length, d_state) in `dtype`."""
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return x.to(dtype).transpose(-1, -2).contiguous()
+def _kernel_inputs(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+) -> tuple[Tensor, ...]:
+    """The kernels' arguments: contiguous fp32, B and C time-major, absent D and bias as zeros, absent z as a stub."""
+    f32 = torch.float32
+    channels = u.shape[1]
+    return (
+        u.to(f32).contiguous(),
+        delta.to(f32).contiguous(),
+        A.to(f32).contiguous(),
+        as_grouped(B, f32).transpose(-1, -2).contiguous(),
+        as_grouped(C, f32).transpose(-1, -2).contiguous(),
+        D.to(f32).contiguous() if D is not None else u.new_zeros(channels, dtype=f32),
+        z.to(f32).contiguous() if z is not None else u.new_zeros(1, 1, 1, dtype=f32),
+        delta_bias.to(f32).contiguous() if delta_bias is not None else u.new_zeros(channels, dtype=f32),
+    )
 
 
-class SelectiveScanCpu(torch.autograd.Function):
-    """`selective_scan` on CPU tensors with the numba kernels (computed in fp32); returns (out, last state)."""
+# Registered as torch operators so that torch.compile keeps them whole in its graphs instead of breaking there.
+@torch.library.custom_op("cmt_geo::selective_scan_cpu", mutates_args=(), device_types="cpu")
+def selective_scan_cpu(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> tuple[Tensor, Tensor]:
+    """`selective_scan` on CPU tensors with the numba kernels (fp32 inside); returns (out, last state)."""
+    forward_kernel, _ = _kernels(A.shape[1])
+    out = torch.empty(u.shape, dtype=torch.float32)
+    last_state = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+    inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
+    forward_kernel(*(t.numpy() for t in inputs), delta_softplus, z is not None, out.numpy(), last_state.numpy())
+    return out.to(u.dtype), last_state
 
-    @staticmethod
-    def forward(
-        ctx: Any,
-        u: Tensor,
-        delta: Tensor,
-        A: Tensor,
-        B: Tensor,
-        C: Tensor,
-        D: Tensor | None,
-        z: Tensor | None,
-        delta_bias: Tensor | None,
-        delta_softplus: bool,
-    ) -> tuple[Tensor, Tensor]:
-        forward_kernel, _ = _kernels(A.shape[1])
-        f32 = torch.float32
-        channels = u.shape[1]
-        inputs = (
-            u.to(f32).contiguous(),
-            delta.to(f32).contiguous(),
-            A.to(f32).contiguous(),
-            _as_state_layout(B, f32),
-            _as_state_layout(C, f32),
-            D.to(f32).contiguous() if D is not None else u.new_zeros(channels, dtype=f32),
-            z.to(f32).contiguous() if z is not None else u.new_zeros(1, 1, 1, dtype=f32),
-            delta_bias.to(f32).contiguous() if delta_bias is not None else u.new_zeros(channels, dtype=f32),
-        )
-        out = torch.empty(u.shape, dtype=f32)
-        last_state = torch.empty(u.shape[0], channels, A.shape[1], dtype=f32)
-        forward_kernel(*(t.numpy() for t in inputs), delta_softplus, z is not None, out.numpy(), last_state.numpy())
-        ctx.save_for_backward(*inputs)
-        ctx.flags = (delta_softplus, z is not None, D is not None, delta_bias is not None, B.dim(), C.dim())
-        ctx.mark_non_differentiable(last_state)
-        return out.to(u.dtype), last_state
 
-    @staticmethod
-    def backward(ctx: Any, dout: Tensor, _dlast: Tensor | None) -> tuple[Tensor | None, ...]:
-        inputs = ctx.saved_tensors
-        u, A, B = inputs[0], inputs[2], inputs[3]
-        delta_softplus, has_z, has_D, has_bias, B_dim, C_dim = ctx.flags
-        _, backward_kernel = _kernels(A.shape[1])
-        batch, channels, _ = u.shape
-        groups = B.shape[1]
-        slices = max(1, min(channels // groups, -(-2 * torch.get_num_threads() // (batch * groups))))
-        f32 = torch.float32
-        du, ddelta = torch.empty_like(u), torch.empty_like(u)
-        dz = torch.empty_like(u) if has_z else u.new_zeros(1, 1, 1)
-        dA = torch.empty(batch, *A.shape, dtype=f32)
-        dB_parts = torch.zeros(slices, *B.shape, dtype=f32)
-        dC_parts = torch.zeros(slices, *B.shape, dtype=f32)
-        dD, dbias = torch.empty(batch, channels, dtype=f32), torch.empty(batch, channels, dtype=f32)
-        backward_kernel(
-            *(t.numpy() for t in inputs),
-            delta_softplus,
-            has_z,
-            dout.to(f32).contiguous().numpy(),
-            slices,
-            *(t.numpy() for t in (du, ddelta, dA, dB_parts, dC_parts, dD, dz, dbias)),
-        )
-        dB, dC = (parts.sum(0).transpose(-1, -2) for parts in (dB_parts, dC_parts))
-        return (
-            du,
-            ddelta,
-            dA.sum(0),
-            dB.squeeze(1) if B_dim == 3 else dB,
-            dC.squeeze(1) if C_dim == 3 else dC,
-            dD.sum(0) if has_D else None,
-            dz if has_z else None,
-            dbias.sum(0) if has_bias else None,
-            None,
-        )
+@selective_scan_cpu.register_fake
+def _(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(u), u.new_empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+
+
+@torch.library.custom_op("cmt_geo::selective_scan_cpu_backward", mutates_args=(), device_types="cpu")
+def selective_scan_cpu_backward(
+    dout: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> list[Tensor]:
+    """Gradients [du, ddelta, dA, dB, dC, dD, dz, ddelta_bias] in fp32; empty for the absent D, z, delta_bias."""
+    _, backward_kernel = _kernels(A.shape[1])
+    inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
+    batch, channels, _ = u.shape
+    groups = inputs[3].shape[1]
+    slices = max(1, min(channels // groups, -(-2 * torch.get_num_threads() // (batch * groups))))
+    f32 = torch.float32
+    du, ddelta = torch.empty(u.shape, dtype=f32), torch.empty(u.shape, dtype=f32)
+    dz = torch.empty(u.shape, dtype=f32) if z is not None else u.new_zeros(1, 1, 1, dtype=f32)
+    dA = torch.empty(batch, *A.shape, dtype=f32)
+    dB_parts, dC_parts = (torch.zeros(slices, *inputs[3].shape, dtype=f32) for _ in range(2))
+    dD, dbias = torch.empty(batch, channels, dtype=f32), torch.empty(batch, channels, dtype=f32)
+    backward_kernel(
+        *(t.numpy() for t in inputs),
+        delta_softplus,
+        z is not None,
+        dout.to(f32).contiguous().numpy(),
+        slices,
+        *(t.numpy() for t in (du, ddelta, dA, dB_parts, dC_parts, dD, dz, dbias)),
+    )
+    dB, dC = (parts.sum(0).transpose(-1, -2).reshape(B.shape) for parts in (dB_parts, dC_parts))
+    return [
+        du,
+        ddelta,
+        dA.sum(0),
+        dB,
+        dC,
+        dD.sum(0) if D is not None else u.new_empty(0, dtype=f32),
+        dz if z is not None else u.new_empty(0, dtype=f32),
+        dbias.sum(0) if delta_bias is not None else u.new_empty(0, dtype=f32),
+    ]
+
+
+@selective_scan_cpu_backward.register_fake
+def _(
+    dout: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> list[Tensor]:
+    def like(x: Tensor | None) -> Tensor:
+        return u.new_empty(x.shape if x is not None else (0,), dtype=torch.float32)
+
+    return [like(u), like(delta), like(A), like(B), like(C), like(D), like(z), like(delta_bias)]
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    ctx.save_for_backward(*inputs[:8])
+    ctx.delta_softplus = inputs[8]
+    ctx.mark_non_differentiable(output[1])
+
+
+def _backward(ctx: Any, dout: Tensor, _dlast: Tensor | None) -> tuple[Tensor | None, ...]:
+    saved = ctx.saved_tensors
+    grads = selective_scan_cpu_backward(dout, *saved, ctx.delta_softplus)
+    return (*(None if x is None else grad.to(x.dtype) for x, grad in zip(saved, grads, strict=True)), None)
+
+
+selective_scan_cpu.register_autograd(_backward, setup_context=_setup_context)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cmt_geo.ops.selective_scan import as_grouped
+
 logger = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ class SelectiveScanMamba(torch.autograd.Function):
         squeeze_B, squeeze_C = B.dim() == 3, C.dim() == 3
         u, delta = u.contiguous(), delta.contiguous()
         z = z.contiguous() if z is not None else None
-        B, C = ((x.unsqueeze(1) if x.dim() == 3 else x).to(u.dtype).contiguous() for x in (B, C))
+        B, C = as_grouped(B, u.dtype).contiguous(), as_grouped(C, u.dtype).contiguous()
         A = A.float().contiguous()
         D = D.float().contiguous() if D is not None else None
         delta_bias = delta_bias.float().contiguous() if delta_bias is not None else None

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from cmt_geo.ops.selective_scan import apply_skip_and_gate, prepare_delta, state_dtype
+from cmt_geo.ops.selective_scan import apply_skip_and_gate, as_grouped, prepare_delta, state_dtype
 
 CHUNK_ELEMENTS = {"cpu": 1 << 18, "other": 1 << 24}
 """Elements in one chunk's (B, D, T, N) tensors: cache-sized on CPU, large on GPUs to launch fewer kernels."""
@@ -67,7 +67,7 @@ def selective_scan_torch(
     state), the state without gradient."""
     dtype = state_dtype(u)
     batch, channels, length = u.shape
-    Bg, Cg = (x.to(dtype).unsqueeze(1) if x.dim() == 3 else x.to(dtype) for x in (B, C))
+    Bg, Cg = as_grouped(B, dtype), as_grouped(C, dtype)
     groups = Bg.shape[1]
     uf = u.to(dtype)
     dt = prepare_delta(delta, delta_bias, delta_softplus, dtype).reshape(batch, groups, -1, length)

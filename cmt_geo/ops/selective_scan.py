@@ -64,13 +64,13 @@ def check_scan_inputs(
                 f"{name} must be (batch, groups, d_state, length) with groups dividing {channels} channels, "
                 f"or (batch, d_state, length); got {tuple(tensor.shape)} for u {tuple(u.shape)} and d_state {d_state}"
             )
+    if B.shape != C.shape:
+        raise ConfigError(f"B and C must have the same shape (same groups), got {tuple(B.shape)} and {tuple(C.shape)}")
 
 
-def expand_groups(x: Tensor, channels: int) -> Tensor:
-    """(B, G, N, L) or (B, N, L) → (B, channels, N, L), each group shared by channels // G consecutive channels."""
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return x.repeat_interleave(channels // x.shape[1], dim=1)
+def as_grouped(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """B or C as (B, G, N, L) in `dtype`: (B, N, L) is one group shared by all channels."""
+    return (x.unsqueeze(1) if x.dim() == 3 else x).to(dtype)
 
 
 def prepare_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool, dtype: torch.dtype) -> Tensor:
@@ -125,7 +125,7 @@ def _scan_ref(
     uf = u.to(dtype)
     dt = prepare_delta(delta, delta_bias, delta_softplus, dtype)
     # Time first, channels in groups: (L, B, G, H, N), each group's B_t and C_t shared by its H channels.
-    Bg, Cg = (x.to(dtype).unsqueeze(1) if x.dim() == 3 else x.to(dtype) for x in (B, C))
+    Bg, Cg = as_grouped(B, dtype), as_grouped(C, dtype)
     groups = Bg.shape[1]
     A = A.to(dtype).reshape(groups, channels // groups, -1)
     dt = dt.reshape(batch, groups, -1, length).permute(3, 0, 1, 2)
@@ -220,9 +220,9 @@ def _implementation(name: str) -> Callable[..., tuple[Tensor, Tensor]]:
 
         return SelectiveScanMamba.apply
     if name == "cpu":
-        from cmt_geo.ops._scan_cpu import SelectiveScanCpu
+        from cmt_geo.ops._scan_cpu import selective_scan_cpu
 
-        return SelectiveScanCpu.apply
+        return selective_scan_cpu
     if name == "torch":
         from cmt_geo.ops._scan_torch import selective_scan_torch
 

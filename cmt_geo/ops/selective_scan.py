@@ -42,8 +42,10 @@ def check_scan_inputs(
     delta_bias: Tensor | None,
 ) -> None:
     """Raise `ConfigError` naming the first argument whose shape does not fit the others."""
-    if u.dim() != 3:
-        raise ConfigError(f"u must be (batch, channels, length), got shape {tuple(u.shape)}")
+    if u.dim() != 3 or A.dim() != 2:
+        raise ConfigError(
+            f"u must be (batch, channels, length) and A (channels, d_state), got {tuple(u.shape)} and {tuple(A.shape)}"
+        )
     batch, channels, length = u.shape
     expected = {"delta": (delta, (batch, channels, length)), "A": (A, (channels, A.shape[-1]))}
     if z is not None:

@@ -211,6 +211,7 @@ def test_cpu_backend_without_numba_says_what_to_install(monkeypatch: pytest.Monk
         ("C", torch.zeros(1, 4, 16, 8), "B and C must have the same shape"),
         ("D", torch.zeros(5), "D must have shape"),
         ("u", torch.zeros(4, 8), "u must be"),
+        ("A", torch.zeros(4), r"A \(channels, d_state\)"),
     ],
 )
 def test_mismatched_shapes_are_named(name: str, bad: Tensor, message: str) -> None:

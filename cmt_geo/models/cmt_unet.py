@@ -18,6 +18,8 @@ from cmt_geo.ops.selective_scan import ScanBackend
 
 DecoderKind = Literal["hybrid", "unetformer", "unet"]
 INPUT_MULTIPLE = 32
+RUNTIME_FIELDS = frozenset({"pretrained_backbone", "scan_backend", "gradient_checkpointing", "fused_attention"})
+"""`ModelConfig` fields that change how a model is initialized or computed, not which weights it has."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,15 @@ class ModelConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, list):  # JSON / YAML give lists where the config holds tuples
-                object.__setattr__(self, field.name, tuple(value))
+                value = tuple(value)
+            elif isinstance(field.default, float) and _is_integer(value):
+                value = float(value)
+            if not _has_type_of(value, field.default):
+                raise ConfigError(
+                    f"model option {field.name} must be {_type_name(field.default)}, got {value!r}; "
+                    f"the default is {field.default!r}"
+                )
+            object.__setattr__(self, field.name, value)
         if self.decoder not in get_args(DecoderKind):
             raise ConfigError(f"decoder must be one of {get_args(DecoderKind)}, got {self.decoder!r}")
         if self.scan_backend not in get_args(ScanBackend):
@@ -92,6 +102,24 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model option(s) {unknown}; valid options: {sorted(valid)}")
         return dataclasses.replace(base, **overrides)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _has_type_of(value: object, default: object) -> bool:
+    """Whether `value` has the type of a field's default (bool is not an int; tuples hold integers)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, tuple):
+        return isinstance(value, tuple) and all(_is_integer(item) for item in value)
+    return _is_integer(value) if isinstance(default, int) else isinstance(value, type(default))
+
+
+def _type_name(default: object) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(type(default), "a tuple of integers")
 
 
 class SegmentationModel(nn.Module):

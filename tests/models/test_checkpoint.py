@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import timm
 import torch
+from safetensors.torch import load_file
 
 from cmt_geo.errors import CheckpointError, ConfigError
 from cmt_geo.models import ModelCard, SegmentationModel, create_model, load_checkpoint, save_checkpoint
+from cmt_geo.models.checkpoint import checkpoint_digest
 
 CLASSES = ("impervious", "building", "low vegetation")
 COLORS = ((255, 255, 255), (0, 0, 255), (0, 255, 255))
@@ -70,8 +74,18 @@ def test_card_carries_what_predict_needs(saved: Path) -> None:
     assert card.ground_sample_distance == 0.09
     assert card.ignore_index == 255
     assert card.architecture_args["dropout"] == 0.2
-    assert card.architecture_args["pretrained_backbone"] is False
+    assert not {"pretrained_backbone", "scan_backend", "gradient_checkpointing"} & set(card.architecture_args)
     assert card.cmt_geo_version
+
+
+def test_cards_are_hashable_and_compare_by_value(saved: Path, trained_model: SegmentationModel) -> None:
+    _, card = load_checkpoint(saved)
+    assert hash(card) == hash(_card(trained_model))
+    assert {card, _card(trained_model)} == {card}
+    assert card != _card(trained_model, patch_size=256)
+    other = _card(create_model("unet", num_classes=3, in_channels=4))
+    assert card.architecture_args != other.architecture_args
+    assert hash(card.architecture_args) != hash(other.architecture_args)
 
 
 def test_a_modified_weight_byte_is_refused(saved: Path) -> None:
@@ -101,20 +115,29 @@ def test_a_pickle_or_garbage_file_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "missing.ckpt")
 
 
-def _rewrite_card(path: Path, change: dict[str, object]) -> None:
-    """Edit the card inside the header (the weights and their digest stay valid)."""
+def _rewrite_card(path: Path, change: dict[str, object], *, resign: bool = True) -> None:
+    """Edit the card inside the header; `resign` updates the digest too, as a writer with another card would."""
     data = path.read_bytes()
     length = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + length])
-    card = json.loads(header["__metadata__"]["card"]) | change
-    header["__metadata__"]["card"] = json.dumps(card)
+    card = json.dumps(json.loads(header["__metadata__"]["card"]) | change)
+    header["__metadata__"]["card"] = card
+    if resign:
+        header["__metadata__"]["sha256"] = checkpoint_digest(card, load_file(path))
     encoded = json.dumps(header).encode()
     encoded += b" " * (-len(encoded) % 8)
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data[8 + length :])
 
 
+@pytest.mark.parametrize("change", [{"class_names": ["impervious", "roof", "low vegetation"]}, {"std": [1, 1, 1, 1]}])
+def test_an_edited_card_fails_the_checksum(saved: Path, change: dict[str, object]) -> None:
+    _rewrite_card(saved, change, resign=False)
+    with pytest.raises(CheckpointError, match="failed its checksum: the card or the weights were modified"):
+        load_checkpoint(saved)
+
+
 def test_weights_that_do_not_fit_the_architecture_are_refused(saved: Path, trained_model: SegmentationModel) -> None:
-    args = _card(trained_model).architecture_args | {"decode_channels": 32}
+    args = dict(_card(trained_model).architecture_args) | {"decode_channels": 32}
     _rewrite_card(saved, {"architecture_args": args})
     with pytest.raises(CheckpointError, match="does not match architecture 'unetformer'"):
         load_checkpoint(saved)
@@ -129,6 +152,59 @@ def test_an_unknown_architecture_is_refused(saved: Path) -> None:
 def test_an_invalid_card_is_refused(saved: Path) -> None:
     _rewrite_card(saved, {"class_colors": [[0, 0, 0]]})
     with pytest.raises(CheckpointError, match="model card is invalid: 3 class names but 1 colours"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"class_colors": [["a", 0, 0], [0, 0, 255], [0, 255, 255]]}, r"class colour must be a sequence of integers"),
+        ({"class_names": "abc"}, r"class_names must be a sequence of strings, got 'abc'"),
+        ({"mean": [0.4, "x", 0.5, 0.5]}, r"mean must be a sequence of numbers"),
+        ({"patch_size": "512"}, r"patch_size must be an integer, got '512'"),
+        ({"ignore_index": 2.5}, r"ignore_index must be an integer, got 2.5"),
+        ({"architecture_args": "xx"}, r"architecture_args must map ModelConfig fields to values, got 'xx'"),
+        ({"architecture_args": {"num_classes": 4}}, r"key\(s\) \['num_classes'\] that are not architecture fields"),
+        ({"architecture_args": {"mamba_dims": "xx"}}, r"mamba_dims must be a tuple of integers, got 'xx'"),
+    ],
+)
+def test_a_card_with_wrong_types_is_a_checkpoint_error(saved: Path, change: dict[str, object], message: str) -> None:
+    _rewrite_card(saved, change)
+    with pytest.raises(CheckpointError, match=rf"model card is invalid: .*{message}.*not a valid cmt-geo checkpoint"):
+        load_checkpoint(saved)
+
+
+def test_a_model_that_fails_to_build_is_a_checkpoint_error(saved: Path, trained_model: SegmentationModel) -> None:
+    args = dict(_card(trained_model).architecture_args) | {"decoder_heads": 0}  # ZeroDivisionError inside timm/torch
+    _rewrite_card(saved, {"architecture_args": args})
+    with pytest.raises(CheckpointError, match=r"cannot build: .*; the file is not a valid cmt-geo checkpoint"):
+        load_checkpoint(saved)
+
+
+def test_runtime_settings_are_chosen_at_load_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = {"mamba_dims": (8, 16, 32, 64), "mamba_depths": (1, 1, 1, 1), "mamba_stem_channels": 8}
+    model = create_model("cmt_unet_tiny", num_classes=3, in_channels=4, scan_backend="mamba", **small)
+    path = save_checkpoint(model, tmp_path / "mamba.ckpt", _card(model))
+    create = timm.create_model
+
+    def offline_create(name: str, **kwargs: Any) -> torch.nn.Module:
+        assert not kwargs.get("pretrained"), "load_checkpoint must not fetch pretrained weights"
+        return create(name, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline_create)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config is not None
+    assert loaded.config.scan_backend == "auto"
+    assert loaded(torch.randn(1, 4, 32, 32)).shape == (1, 3, 32, 32)  # scan_backend "mamba" would fail on CPU
+    loaded, _ = load_checkpoint(path, scan_backend="torch", gradient_checkpointing=True)
+    assert loaded.encoder.mamba.stages[0][0].mixer.scan_backend == "torch"
+    assert loaded.encoder.mamba.gradient_checkpointing
+
+
+def test_a_card_with_runtime_settings_is_refused(saved: Path, trained_model: SegmentationModel) -> None:
+    args = dict(_card(trained_model).architecture_args) | {"pretrained_backbone": True}
+    _rewrite_card(saved, {"architecture_args": args})
+    with pytest.raises(CheckpointError, match=r"\['pretrained_backbone'\] that are not architecture fields"):
         load_checkpoint(saved)
 
 

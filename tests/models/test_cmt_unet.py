@@ -94,9 +94,16 @@ def test_feature_info_is_exposed_on_every_preset() -> None:
         assert [level.stride for level in model.feature_info] == [4, 8, 16, 32]
 
 
-def test_config_coerces_lists_and_checks_the_decoder() -> None:
-    config = ModelConfig(mamba_dims=[8, 16, 32, 64])  # type: ignore[arg-type]
+def test_config_coerces_lists_and_checks_types_and_the_decoder() -> None:
+    config = ModelConfig(mamba_dims=[8, 16, 32, 64], dropout=0)  # type: ignore[arg-type]
     assert config.mamba_dims == (8, 16, 32, 64)
+    assert isinstance(config.dropout, float)
+    with pytest.raises(ConfigError, match=r"mamba_dims must be a tuple of integers, got 'xx'"):
+        ModelConfig(mamba_dims="xx")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"model option mamba must be true or false, got 1"):
+        ModelConfig(mamba=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"decode_channels must be an integer, got 64.0"):
+        ModelConfig(decode_channels=64.0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="decoder must be one of"):
         ModelConfig(decoder="fpn")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"scan_backend must be one of \('auto'"):

@@ -99,7 +99,8 @@ class ResNetEncoder(Encoder):
                 "connect to the internet once (timm caches them) or use pretrained_backbone=False"
             ) from None
         state = hub_model.state_dict()
-        state["conv1.weight"] = adapt_input_conv(state["conv1.weight"], in_channels)
+        first_conv = f"{hub_model.pretrained_cfg['first_conv']}.weight"  # "conv1.0.weight" for deep stems
+        state[first_conv] = adapt_input_conv(state[first_conv], in_channels)
         self.body.load_state_dict(state)
 
     def stem(self, x: Tensor) -> Tensor:

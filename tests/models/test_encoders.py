@@ -48,17 +48,31 @@ def test_adapt_input_conv_keeps_responses_to_grey_images() -> None:
     assert adapt_input_conv(weight, 3) is weight
 
 
-def test_pretrained_weights_are_adapted_to_the_band_count(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline_hub(monkeypatch: pytest.MonkeyPatch, name: str) -> torch.nn.Module:
+    """Make timm.create_model(name, pretrained=True) return a locally built model (no network); return that model."""
     create = timm.create_model
-    hub = create("resnet18", features_only=True, out_indices=(1, 2, 3, 4))
+    hub = create(name, features_only=True, out_indices=(1, 2, 3, 4))
 
     def offline_create(name: str, **kwargs: Any) -> torch.nn.Module:
         return hub if kwargs.pop("pretrained", False) else create(name, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", offline_create)
+    return hub
+
+
+def test_pretrained_weights_are_adapted_to_the_band_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = _offline_hub(monkeypatch, "resnet18")
     encoder = ResNetEncoder("resnet18", in_channels=5, pretrained=True)
     torch.testing.assert_close(encoder.body.conv1.weight, adapt_input_conv(hub.conv1.weight, 5))
     torch.testing.assert_close(encoder.body.layer4[1].conv2.weight, hub.layer4[1].conv2.weight)
+
+
+def test_pretrained_deep_stem_resnet_adapts_its_first_conv(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = _offline_hub(monkeypatch, "resnet10t")  # deep stem: conv1 is a Sequential, the first conv is conv1.0
+    encoder = ResNetEncoder("resnet10t", in_channels=4, pretrained=True)
+    torch.testing.assert_close(encoder.body.conv1[0].weight, adapt_input_conv(hub.conv1[0].weight, 4))
+    torch.testing.assert_close(encoder.body.conv1[3].weight, hub.conv1[3].weight)
+    _assert_feature_info_matches(encoder, torch.randn(1, 4, 64, 64))
 
 
 def test_vmamba_feature_info_matches_channels_last_outputs() -> None:
@@ -119,17 +133,27 @@ def test_fused_encoder_asks_for_padded_inputs() -> None:
         _fused()(torch.randn(1, 3, 40, 64))
 
 
-def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+def test_gradient_checkpointing_saves_memory_and_gives_the_same_gradients() -> None:
     torch.manual_seed(0)
     encoder = _fused()
     x = torch.randn(2, 3, 64, 64)
-    gradients = []
+    gradients, saved_bytes = [], []
     for enabled in (False, True):
         torch.manual_seed(1)  # the same stochastic-depth draws in both runs
         for module in encoder.modules():
             if hasattr(module, "gradient_checkpointing"):
                 module.gradient_checkpointing = enabled
         encoder.zero_grad()
-        sum(feature.square().mean() for feature in encoder(x)).backward()
+        sizes: list[int] = []
+
+        def pack(tensor: torch.Tensor, sizes: list[int] = sizes) -> torch.Tensor:
+            sizes.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = sum(feature.square().mean() for feature in encoder(x))
+        loss.backward()
+        saved_bytes.append(sum(sizes))
         gradients.append(encoder.fusions[0].mlp.fc1.weight.grad.clone())
+    assert saved_bytes[1] < saved_bytes[0] / 4  # checkpointed stages keep only their inputs for backward
     torch.testing.assert_close(gradients[0], gradients[1])

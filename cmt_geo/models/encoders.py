@@ -92,7 +92,7 @@ class ResNetEncoder(Encoder):
 
         logger.info("loading pretrained %s weights from the timm hub", name)
         try:
-            hub_model = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), pretrained=True)
+            hub_model: Any = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), pretrained=True)
         except (OSError, RuntimeError) as error:  # no network, no cached file, or a broken download
             raise CheckpointError(
                 f"could not load pretrained {name} weights from the timm hub ({error}); "

@@ -33,7 +33,7 @@ def test_pure_torch_scan_backend_forward_backward() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("in_channels", [1, 6])
+@pytest.mark.parametrize("in_channels", [1, 3, 4, 6])
 @pytest.mark.parametrize("name", ["cmt_unet_base", "cmt_unet_small"])
 def test_large_presets_forward_backward_on_an_odd_size(name: str, in_channels: int) -> None:
     model = create_model(name, num_classes=6, in_channels=in_channels)
@@ -86,12 +86,18 @@ def test_wrong_band_count_is_a_clear_error() -> None:
         model(torch.randn(1, 3, 32, 32))
 
 
-def test_feature_info_is_exposed_on_every_preset() -> None:
-    for name in list_models():
-        if name in ("cmt_unet_base", "cmt_unet_small"):
-            continue
-        model = create_model(name, num_classes=2)
-        assert [level.stride for level in model.feature_info] == [4, 8, 16, 32]
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.slow) if name not in LIGHT_PRESETS else name for name in list_models()],
+)
+def test_feature_info_describes_the_encoder_outputs_of_every_preset(name: str) -> None:
+    model = create_model(name, num_classes=2, in_channels=4).eval()
+    with torch.inference_mode():
+        features = model.encoder(torch.randn(1, 4, 64, 96))
+    described = [(level.channels, level.stride, level.stride) for level in model.feature_info]
+    assert [(f.shape[1], 64 // f.shape[2], 96 // f.shape[3]) for f in features] == described
+    assert all(64 % f.shape[2] == 0 and 96 % f.shape[3] == 0 for f in features)
+    assert [level.stride for level in model.feature_info] == [4, 8, 16, 32]
 
 
 def test_config_coerces_lists_and_checks_types_and_the_decoder() -> None:

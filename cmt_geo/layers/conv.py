@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cmt_geo.layers.padding import pad_reflect
+
 
 def _same_padding(kernel_size: int, dilation: int = 1, stride: int = 1) -> int:
     """Symmetric padding that keeps the size for odd kernels at stride 1 (as the reference computes it)."""
@@ -12,7 +14,7 @@ def _same_padding(kernel_size: int, dilation: int = 1, stride: int = 1) -> int:
 
 
 def conv2d_same(x: Tensor, weight: Tensor, bias: Tensor | None = None, groups: int = 1) -> Tensor:
-    """Stride-1 conv2d keeping H and W for odd and even kernels (even kernels pad one more bottom/right)."""
+    """Stride-1 conv2d keeping H and W, zero-padded as torch's padding="same" (even kernels: one more bottom/right)."""
     size = weight.shape[-1]
     if size % 2:
         return F.conv2d(x, weight, bias, padding=size // 2, groups=groups)
@@ -56,15 +58,28 @@ class ConvBNReLU(ConvBN):
 class SeparableConvBN(nn.Sequential):
     """Depthwise conv, BatchNorm2d, pointwise 1x1 conv; keeps the size for any kernel: (B, C, H, W) -> (B, C_out, H, W).
 
-    Even kernels pad one more pixel on the bottom/right, like the reference's reflect-pad-then-crop.
+    Padded as UNetFormer's projection: odd kernels zero-pad k // 2 on every side; even kernels first reflect-pad one
+    pixel at the bottom and right (the reference's `pad_out`), then zero-pad (k - 1) // 2 on every side (3 for k = 8).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__(
-            SameConv2d(in_channels, in_channels, kernel_size, groups=in_channels, bias=False),
+            nn.Conv2d(
+                in_channels,
+                in_channels,
+                kernel_size,
+                padding=_same_padding(kernel_size),
+                groups=in_channels,
+                bias=False,
+            ),
             nn.BatchNorm2d(in_channels),
             nn.Conv2d(in_channels, out_channels, 1, bias=False),
         )
+        self.reflect_bottom_right = kernel_size % 2 == 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C_out, H, W)."""
+        return super().forward(pad_reflect(x, (0, 1, 0, 1)) if self.reflect_bottom_right else x)
 
 
 class ConvMLP(nn.Module):

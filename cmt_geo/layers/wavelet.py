@@ -4,6 +4,11 @@ A one-level Haar transform is a strided reshape and a few additions, so `haar_dw
 any other PyWavelets wavelet goes through `dwt2` / `idwt2`, a grouped stride-2 convolution with periodic extension
 (perfect reconstruction for orthogonal and biorthogonal wavelets). Filters are cast to the input's dtype, so every
 layer here runs under bf16 / fp16 autocast.
+
+Sub-band order, everywhere in this module: LL, HL, LH, HH with the first letter naming the filter along H (rows) and
+the second along W (columns), as DESIGN.md writes it: index 1 is high-pass along H and low-pass along W (it responds
+to horizontal edges), index 2 is low-pass along H and high-pass along W (vertical edges). This is PyWavelets' order
+and sign: `pywt.dwt2` returns (cA, (cH, cV, cD)) = bands 0, 1, 2, 3.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ def wavelet_filter_bank(wavelet: str) -> tuple[Tensor, Tensor]:
         wavelet: a discrete wavelet name known to PyWavelets, e.g. "db1" (Haar), "db2", "sym4", "bior2.2".
 
     Returns:
-        (analysis, synthesis), each (4, K, K) float64, in sub-band order LL, LH (high along H), HL (high along W), HH.
+        (analysis, synthesis), each (4, K, K) float64, in the module's sub-band order LL, HL, LH, HH.
         `analysis` is applied by cross-correlation (conv2d), `synthesis` by transposed convolution.
     """
     import pywt
@@ -60,7 +65,7 @@ def haar_dwt2(x: Tensor) -> Tensor:
         x: (B, C, H, W) with even H and W.
 
     Returns:
-        (B, C, 4, H/2, W/2): sub-bands LL, LH, HL, HH (orthonormal scaling, identical to `dwt2` with "db1").
+        (B, C, 4, H/2, W/2): sub-bands LL, HL, LH, HH = pywt's cA, cH, cV, cD (orthonormal; as `dwt2` with "db1").
         For a channels-last x the result is stored as (B, H/2, W/2, C, 4), so that `.reshape(B, 4 * C, h, w)`
         is a channels-last view (channel 4c + k = band k of channel c): no layout transposes.
     """
@@ -256,7 +261,7 @@ class WaveletSeparableConv(nn.Sequential):
 
 
 class HaarPatchMerging(nn.Module):
-    """Downsampling by a one-level Haar DWT: concat (LL, LH, HL, HH) -> LayerNorm(4C) -> Linear(4C -> 2C).
+    """Downsampling by a one-level Haar DWT: concat (LL, HL, LH, HH) -> LayerNorm(4C) -> Linear(4C -> 2C).
 
     Works channels-last: (B, H, W, C) -> (B, ceil(H/2), ceil(W/2), out_dim); odd sizes are zero-padded.
     """

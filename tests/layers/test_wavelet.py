@@ -28,6 +28,16 @@ def test_haar_fast_path_matches_pywavelets() -> None:
         torch.testing.assert_close(ours, torch.from_numpy(theirs))
 
 
+def test_band_order_is_ll_hl_lh_hh_with_the_first_letter_along_h() -> None:
+    profile = torch.tensor([1.0, -1.0, 3.0, 0.0], dtype=torch.float64)
+    stripes = {1: profile[:, None].expand(4, 4), 2: profile[None, :].expand(4, 4)}  # varies along H / along W
+    for band, image in stripes.items():
+        bands = haar_dwt2(image[None, None])[0, 0]
+        assert [bool(b.any()) for b in bands] == [True, band == 1, band == 2, False]
+        detail = pywt.dwt2(image.numpy(), "db1")[1][band - 1]  # cH for band 1, cV for band 2
+        torch.testing.assert_close(bands[band], torch.from_numpy(detail))
+
+
 def test_haar_fast_path_equals_the_convolution_path() -> None:
     x = torch.randn(2, 3, 8, 12, dtype=torch.float64)
     analysis, synthesis = wavelet_filter_bank("db1")

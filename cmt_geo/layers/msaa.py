@@ -42,9 +42,11 @@ class SpatialAttention(nn.Module):
 class MultiScaleAttentionAggregation(nn.Module):
     """MSAA: aggregate three skips at the scale of one of them.
 
-    Each skip is reduced by a 1x1 conv to out_channels / factor, resized to the target skip's size and concatenated;
-    a 1x1 conv mixes them; the result goes through channel attention (avg + max MLP) and, in parallel, spatial
-    attention over the sum of 3x3, 5x5 and 7x7 convs; the sum of both is projected back to out_channels.
+    As the reference: the skips, resized to the target skip's size, are concatenated and reduced by one 1x1 conv
+    (`down`) to out_channels / factor; the result goes through channel attention (avg + max MLP) and, in parallel,
+    spatial attention over the sum of 3x3, 5x5 and 7x7 convs; the sum of both is projected back to out_channels.
+    `down` is applied per skip (its weight split by input channels) before resizing, then summed: the same result,
+    since a 1x1 conv commutes with bilinear resizing, without resizing the wide coarse skips.
 
     Args:
         in_channels: channels of the three skips, finest first.
@@ -61,8 +63,8 @@ class MultiScaleAttentionAggregation(nn.Module):
             )
         hidden = max(out_channels // factor, 1)
         self.target = target
-        self.reduce = nn.ModuleList(nn.Conv2d(channels, hidden, 1, bias=False) for channels in in_channels)
-        self.mix = nn.Conv2d(3 * hidden, hidden, 1, bias=False)
+        self.in_channels = tuple(in_channels)
+        self.down = nn.Conv2d(sum(in_channels), hidden, 1)
         self.convs = nn.ModuleList(nn.Conv2d(hidden, hidden, k, padding=k // 2) for k in (3, 5, 7))
         self.channel_attention = ChannelAttention(hidden)
         self.spatial_attention = SpatialAttention()
@@ -71,13 +73,14 @@ class MultiScaleAttentionAggregation(nn.Module):
     def forward(self, skips: Sequence[Tensor]) -> Tensor:
         """skips: three (B, C_i, H_i, W_i) -> (B, out_channels, H_target, W_target)."""
         size = skips[self.target].shape[-2:]
-        reduced = [
-            F.interpolate(conv(skip), size=size, mode="bilinear", align_corners=False)
-            if skip.shape[-2:] != size
-            else conv(skip)
-            for conv, skip in zip(self.reduce, skips, strict=True)
-        ]
-        fused = self.mix(torch.cat(reduced, dim=1))
+        weights = self.down.weight.split(self.in_channels, dim=1)
+        fused: Tensor | None = None
+        for index, (weight, skip) in enumerate(zip(weights, skips, strict=True)):
+            reduced = F.conv2d(skip, weight, self.down.bias if index == 0 else None)
+            if skip.shape[-2:] != size:
+                reduced = F.interpolate(reduced, size=size, mode="bilinear", align_corners=False)
+            fused = reduced if fused is None else fused + reduced
+        assert fused is not None  # three skips
         channel = fused * self.channel_attention(fused)
         multi_scale = sum((conv(fused) for conv in self.convs), torch.zeros_like(fused))
         spatial = multi_scale * self.spatial_attention(multi_scale)

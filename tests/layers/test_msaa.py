@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cmt_geo.errors import ConfigError
 from cmt_geo.layers.msaa import ChannelAttention, MultiScaleAttentionAggregation, SpatialAttention
@@ -22,6 +23,17 @@ def test_msaa_sees_every_scale() -> None:
     msaa = MultiScaleAttentionAggregation([8, 8, 8], 8, 0).eval()
     changed = [skips[0], skips[1], skips[2] + 1.0]
     assert not torch.allclose(msaa(skips), msaa(changed))
+
+
+def test_msaa_reduces_the_concatenated_resized_skips_with_one_1x1_conv_as_the_reference() -> None:
+    skips = [torch.randn(1, 8, 16, 16), torch.randn(1, 12, 8, 8), torch.randn(1, 16, 4, 4)]
+    msaa = MultiScaleAttentionAggregation([8, 12, 16], 12, target=1).eval()
+    resized = [F.interpolate(skip, size=(8, 8), mode="bilinear", align_corners=False) for skip in skips]
+    fused = msaa.down(torch.cat(resized, dim=1))
+    channel = fused * msaa.channel_attention(fused)
+    multi_scale = sum(conv(fused) for conv in msaa.convs)
+    expected = msaa.project(channel + multi_scale * msaa.spatial_attention(multi_scale))
+    torch.testing.assert_close(msaa(skips), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_msaa_needs_three_skips() -> None:

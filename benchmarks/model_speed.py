@@ -134,6 +134,8 @@ def throughput_report(name: str, device: str, repeats: int, compile_model: bool)
     train_seconds = _median_seconds(train_step, repeats, synchronize)
     train_peak = peak_gib()
 
+    optimizer.state.clear()  # free the AdamW moments and gradients: predict's peak excludes training state
+    model.zero_grad(set_to_none=True)
     model.eval()
     batch = torch.randn(PREDICT_BATCH, 3, SIZE, SIZE, device=device).to(memory_format=torch.channels_last)
 

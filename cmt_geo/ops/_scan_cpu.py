@@ -24,9 +24,18 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-@functools.cache
 def _kernels(n_state: int) -> Any:
-    """The compiled (forward, backward) kernels for `n_state` states, loaded from numba's cache when possible."""
+    """The (forward, backward) kernels for `n_state` states, set to use as many threads as torch does."""
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba sets its config attributes at run time
+    numba.set_num_threads(min(torch.get_num_threads(), most))
+    return _compiled_kernels(n_state)
+
+
+@functools.cache
+def _compiled_kernels(n_state: int) -> Any:
+    """The compiled kernels, loaded from numba's on-disk cache when possible."""
     from cmt_geo.ops._scan_cpu_kernels import make_kernels
 
     return make_kernels(n_state)

@@ -266,3 +266,17 @@ def test_compiles_into_one_graph_with_gradients() -> None:
     torch.testing.assert_close(out, expected)
     out.sum().backward()
     assert all(leaf.grad is not None and torch.isfinite(leaf.grad).all() for leaf in leaves.values())
+
+
+def test_cpu_scan_uses_as_many_threads_as_torch() -> None:
+    import numba
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        selective_scan(**make_inputs(1, 8, 16), backend="cpu")  # type: ignore[arg-type]
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    selective_scan(**make_inputs(1, 8, 16), backend="cpu")  # type: ignore[arg-type]
+    assert numba.get_num_threads() == min(threads, numba.config.NUMBA_NUM_THREADS)

@@ -11,13 +11,16 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-# A working Python 3.12: $(PYTHON) if given, else python3.12 on PATH, else one installed through pyenv.
+# A working Python 3.12: $(PYTHON) if given (and then only it), else python3.12 on PATH, else one installed through pyenv.
 define find_python
-for cand in $(PYTHON) python3.12 $$(command -v pyenv >/dev/null && echo "$$(pyenv root)"/versions/3.12*/bin/python3.12); do \
+if [ -n "$(PYTHON)" ]; then candidates="$(PYTHON)"; \
+else candidates="python3.12 $$(command -v pyenv >/dev/null && echo "$$(pyenv root)"/versions/3.12*/bin/python3.12)"; fi; \
+for cand in $$candidates; do \
   if "$$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then \
     command -v "$$cand"; exit 0; \
   fi; \
 done; \
+if [ -n "$(PYTHON)" ]; then echo "error: PYTHON=$(PYTHON) is not a working Python 3.12; point it at one, or leave it out to search PATH and pyenv" >&2; exit 1; fi; \
 echo "error: no working Python 3.12 found. Install one (Debian/Ubuntu: apt install python3.12 python3.12-venv; macOS: brew install python@3.12; or pyenv install 3.12) and rerun, or pass make PYTHON=/path/to/python3.12" >&2; \
 exit 1
 endef

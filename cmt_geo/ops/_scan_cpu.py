@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from typing import Any
 
 import torch
@@ -22,6 +23,11 @@ from cmt_geo.ops.selective_scan import as_grouped
 def numba_available() -> bool:
     """True when numba can be imported (without importing it)."""
     return importlib.util.find_spec("numba") is not None
+
+
+_KERNEL_LOCK = threading.Lock()
+"""Serializes kernel runs: numba's workqueue threading layer (used where OpenMP and TBB are missing) aborts the
+process when two Python threads run parallel kernels at once; each run already uses every core it is given."""
 
 
 def _kernels(n_state: int) -> Any:
@@ -84,7 +90,8 @@ def selective_scan_cpu(
     out = torch.empty(u.shape, dtype=torch.float32)
     last_state = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
-    forward_kernel(*(t.numpy() for t in inputs), delta_softplus, z is not None, out.numpy(), last_state.numpy())
+    with _KERNEL_LOCK:
+        forward_kernel(*(t.numpy() for t in inputs), delta_softplus, z is not None, out.numpy(), last_state.numpy())
     return out.to(u.dtype), last_state
 
 
@@ -128,14 +135,15 @@ def selective_scan_cpu_backward(
     dA = torch.empty(batch, *A.shape, dtype=f32)
     dB_parts, dC_parts = (torch.zeros(slices, *inputs[3].shape, dtype=f32) for _ in range(2))
     dD, dbias = torch.empty(batch, channels, dtype=f32), torch.empty(batch, channels, dtype=f32)
-    backward_kernel(
-        *(t.numpy() for t in inputs),
-        delta_softplus,
-        z is not None,
-        dout.to(f32).contiguous().numpy(),
-        slices,
-        *(t.numpy() for t in (du, ddelta, dA, dB_parts, dC_parts, dD, dz, dbias)),
-    )
+    with _KERNEL_LOCK:
+        backward_kernel(
+            *(t.numpy() for t in inputs),
+            delta_softplus,
+            z is not None,
+            dout.to(f32).contiguous().numpy(),
+            slices,
+            *(t.numpy() for t in (du, ddelta, dA, dB_parts, dC_parts, dD, dz, dbias)),
+        )
     dB, dC = (parts.sum(0).transpose(-1, -2).reshape(B.shape) for parts in (dB_parts, dC_parts))
     return [
         du,

@@ -7,6 +7,9 @@ inputs, so that each number is the backend's own error.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -280,3 +283,33 @@ def test_cpu_scan_uses_as_many_threads_as_torch() -> None:
         torch.set_num_threads(threads)
     selective_scan(**make_inputs(1, 8, 16), backend="cpu")  # type: ignore[arg-type]
     assert numba.get_num_threads() == min(threads, numba.config.NUMBA_NUM_THREADS)
+
+
+CONCURRENT_SCANS = """
+import threading, torch
+from cmt_geo.ops import selective_scan
+torch.manual_seed(0)
+inputs = [torch.randn(1, 16, 300), torch.randn(1, 16, 300), -torch.rand(16, 16), torch.randn(1, 4, 16, 300),
+          torch.randn(1, 4, 16, 300)]
+expected = selective_scan(*inputs, backend="cpu")
+failures = []
+def work():
+    for _ in range(10):
+        leaves = [x.clone().requires_grad_(True) for x in inputs]
+        out = selective_scan(*leaves, backend="cpu")
+        out.sum().backward()
+        if not torch.equal(out, expected):
+            failures.append("different result")
+threads = [threading.Thread(target=work) for _ in range(3)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print("failures", len(failures))
+"""
+
+
+def test_cpu_scan_from_several_threads_with_numbas_workqueue_layer() -> None:
+    """numba's workqueue layer (where OpenMP and TBB are missing) aborts on concurrent parallel kernels."""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    result = subprocess.run([sys.executable, "-c", CONCURRENT_SCANS], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["failures", "0"]

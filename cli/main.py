@@ -14,6 +14,7 @@ import click
 
 from cmt_geo import __version__
 from cmt_geo.errors import CmtGeoError
+from cmt_geo.io.outputs import Terminated, terminate_on_sigterm
 
 from .commands.data import data
 from .commands.info import info
@@ -80,5 +81,10 @@ cmtgeo.add_command(info)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cmtgeo(prog_name="cmtgeo")
+    """Console-script entry point: SIGTERM stops a command as Ctrl-C does, cleaning up partial outputs."""
+    try:
+        with terminate_on_sigterm():
+            cmtgeo(prog_name="cmtgeo")
+    except Terminated:
+        click.echo("Terminated; partial outputs were removed.", err=True)
+        sys.exit(143)

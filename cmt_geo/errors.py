@@ -29,6 +29,10 @@ class OutputExistsError(CmtGeoError, FileExistsError):
     """An output exists and overwriting was not asked for."""
 
 
+class OutputNotWritableError(CmtGeoError, PermissionError):
+    """An output cannot be written where it was asked for (no permission, or its folder cannot be created)."""
+
+
 class BackendUnavailableError(CmtGeoError, RuntimeError):
     """A compute backend was asked for but cannot run here (missing package or device)."""
 
@@ -39,3 +43,7 @@ class CheckpointError(CmtGeoError, ValueError):
 
 class CanceledError(CmtGeoError):
     """The user canceled a running job."""
+
+
+class IndexTypeError(CmtGeoError, TypeError):
+    """A dataset was indexed with a kind of value it does not take (e.g. an int where a window or slice is due)."""

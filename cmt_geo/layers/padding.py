@@ -20,6 +20,9 @@ def pad_reflect(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad (B, C, H, W) at the bottom and right so that H and W are multiples of `multiple`."""
+    """Reflect-pad (B, C, H, W) at the bottom and right so that H and W are multiples of `multiple`.
+
+    An input whose H and W are already multiples is returned as it is (the same tensor, no copy).
+    """
     pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
     return pad_reflect(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x

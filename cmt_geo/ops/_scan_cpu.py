@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cmt_geo.ops.selective_scan import as_grouped
+from cmt_geo.ops._scan_common import as_grouped
 
 
 def numba_available() -> bool:

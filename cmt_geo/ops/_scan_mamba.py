@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cmt_geo.ops.selective_scan import as_grouped
+from cmt_geo.ops._scan_common import as_grouped
 
 logger = logging.getLogger(__name__)
 

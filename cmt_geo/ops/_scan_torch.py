@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from cmt_geo.ops.selective_scan import apply_skip_and_gate, as_grouped, prepare_delta, state_dtype
+from cmt_geo.ops._scan_common import apply_skip_and_gate, as_grouped, prepare_delta, state_dtype
 
 CHUNK_ELEMENTS = {"cpu": 1 << 18, "other": 1 << 24}
 """Elements in one chunk's (B, D, T, N) tensors: cache-sized on CPU, large on GPUs to launch fewer kernels."""

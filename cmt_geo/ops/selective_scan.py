@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Literal, overload
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from cmt_geo.errors import BackendUnavailableError, ConfigError
+from cmt_geo.ops._scan_common import apply_skip_and_gate, as_grouped, prepare_delta, state_dtype
 
 ScanBackend = Literal["auto", "mamba", "cpu", "torch", "ref"]
 BACKENDS: tuple[str, ...] = ("mamba", "cpu", "torch", "ref")
@@ -68,24 +68,6 @@ def check_scan_inputs(
             )
     if B.shape != C.shape:
         raise ConfigError(f"B and C must have the same shape (same groups), got {tuple(B.shape)} and {tuple(C.shape)}")
-
-
-def as_grouped(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """B or C as (B, G, N, L) in `dtype`: (B, N, L) is one group shared by all channels."""
-    return (x.unsqueeze(1) if x.dim() == 3 else x).to(dtype)
-
-
-def prepare_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool, dtype: torch.dtype) -> Tensor:
-    """Δ in `dtype`: delta + bias, through softplus when asked."""
-    delta = delta.to(dtype)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(dtype)[:, None]
-    return F.softplus(delta) if delta_softplus else delta
-
-
-def state_dtype(x: Tensor) -> torch.dtype:
-    """The dtype the scan state is kept in: fp64 for fp64 inputs, else fp32."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def selective_scan_ref(
@@ -144,15 +126,6 @@ def _scan_ref(
     y = torch.stack(ys, dim=-1)
     out = apply_skip_and_gate(y, uf, D, z)
     return out.to(u.dtype), h.reshape(batch, channels, -1)
-
-
-def apply_skip_and_gate(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None) -> Tensor:
-    """y + D·u, times SiLU(z) when z is given, computed in y's dtype."""
-    if D is not None:
-        y = y + u * D.to(y.dtype)[:, None]
-    if z is not None:
-        y = y * F.silu(z.to(y.dtype))
-    return y
 
 
 def _mamba_available() -> bool:

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cmt_geo.layers import ss2d
 from cmt_geo.layers.ss2d import SS2D, VSSBlock
 
 
@@ -67,14 +68,41 @@ def test_backends_agree_inside_the_layer() -> None:
     torch.testing.assert_close(outputs["cpu"], outputs["ref"], rtol=1e-5, atol=1e-6)
 
 
-def test_each_direction_sees_the_whole_map() -> None:
-    """A change at the first pixel reaches the last one through the forward scans, and vice versa."""
+# For each scan direction: is the first pixel of a pair earlier in that direction's order than the second?
+# (top right, bottom left) tells row-major from column-major, (top left, bottom right) forward from reversed.
+HEIGHT, WIDTH = 5, 6
+PAIRS = (((0, WIDTH - 1), (HEIGHT - 1, 0)), ((0, 0), (HEIGHT - 1, WIDTH - 1)))
+ORDER = {0: (True, True), 1: (False, True), 2: (False, False), 3: (True, False)}
+
+
+def influence(layer: SS2D, x: torch.Tensor, source: tuple[int, int], target: tuple[int, int]) -> float:
+    """How much the output at pixel `target` changes with the input at pixel `source`: |d out[target] / d x[source]|."""
+    leaf = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(layer(leaf)[0, target[0], target[1]].sum(), leaf)
+    return grad[0, source[0], source[1]].abs().sum().item()
+
+
+@pytest.mark.parametrize("direction", range(4))
+def test_each_direction_sees_the_whole_map_in_its_own_order(direction: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only one direction's scan output kept, each pixel hears from every pixel before it in that direction's
+    order, including the far corner, and from none after it (beyond the 3x3 conv's reach). Fails if any direction is
+    dropped or zeroed on the way in (cross_scan), in the layer, or on the way out (cross_merge)."""
+    real_scan = ss2d.selective_scan
+
+    def one_direction_only(*args: object, **kwargs: object) -> torch.Tensor:
+        ys = real_scan(*args, **kwargs)  # type: ignore[arg-type]
+        keep = torch.zeros(ss2d.DIRECTIONS, 1, 1)
+        keep[direction] = 1.0
+        return (ys.unflatten(1, (ss2d.DIRECTIONS, -1)) * keep).flatten(1, 2)
+
+    monkeypatch.setattr(ss2d, "selective_scan", one_direction_only)
     torch.manual_seed(0)
-    layer = SS2D(8).eval()
-    x = torch.randn(1, 4, 5, 8, requires_grad=True)
-    layer(x)[0, -1, -1].sum().backward()
-    assert x.grad is not None
-    assert x.grad[0, 0, 0].abs().sum() > 0
+    layer = SS2D(8, scan_backend="ref").eval()
+    x = torch.randn(1, HEIGHT, WIDTH, 8)
+    for (first, second), first_is_earlier in zip(PAIRS, ORDER[direction], strict=True):
+        earlier, later = (first, second) if first_is_earlier else (second, first)
+        assert influence(layer, x, earlier, later) > 1e-6, f"direction {direction}: {earlier} does not reach {later}"
+        assert influence(layer, x, later, earlier) == 0.0, f"direction {direction}: {later} reaches {earlier}"
 
 
 def test_bf16_autocast_forward_and_backward_on_cpu() -> None:

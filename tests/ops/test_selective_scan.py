@@ -6,11 +6,15 @@ inputs, so that each number is the backend's own error.
 
 from __future__ import annotations
 
+import ast
 import itertools
+import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor
@@ -148,6 +152,61 @@ def test_last_state_matches_reference(backend: str) -> None:
     assert rel_error(state, ref_state) <= 1e-5
 
 
+def scan_by_loops(
+    u: np.ndarray,
+    delta: np.ndarray,
+    A: np.ndarray,
+    B: np.ndarray,
+    C: np.ndarray,
+    D: np.ndarray,
+    z: np.ndarray,
+    delta_bias: np.ndarray,
+    delta_softplus: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scan written out one scalar at a time, straight from the recurrence and sharing nothing with cmt_geo.
+
+    B and C are (batch, groups, d_state, length), or (batch, d_state, length) for one group; channel c reads group
+    c // (channels / groups), as in mamba-ssm. Returns out (batch, channels, length) and the last state.
+    """
+    batch, channels, length = u.shape
+    d_state = A.shape[1]
+    grouped = B.ndim == 4
+    per_group = channels // (B.shape[1] if grouped else 1)
+    out = np.zeros((batch, channels, length))
+    last = np.zeros((batch, channels, d_state))
+    for b in range(batch):
+        for c in range(channels):
+            g = c // per_group
+            h = [0.0] * d_state
+            for t in range(length):
+                step = delta[b, c, t] + delta_bias[c]
+                if delta_softplus:
+                    step = math.log1p(math.exp(step))
+                y = 0.0
+                for n in range(d_state):
+                    B_t = B[b, g, n, t] if grouped else B[b, n, t]
+                    C_t = C[b, g, n, t] if grouped else C[b, n, t]
+                    h[n] = math.exp(step * A[c, n]) * h[n] + step * B_t * u[b, c, t]
+                    y += C_t * h[n]
+                y += D[c] * u[b, c, t]
+                gate = z[b, c, t]
+                out[b, c, t] = y * gate / (1.0 + math.exp(-gate))
+            last[b, c] = h
+    return out, last
+
+
+@pytest.mark.parametrize("groups", [None, 1, 2, 6], ids=lambda g: f"groups={g}")
+@pytest.mark.parametrize("softplus", [True, False], ids=["softplus", "raw-delta"])
+def test_reference_matches_the_recurrence_written_out(groups: int | None, softplus: bool) -> None:
+    """`selective_scan_ref` against plain loops: the torch backends share its helpers, so this is what checks them."""
+    scan_inputs = in_fp64(make_inputs(2, 6, 9, d_state=3, groups=groups, softplus=softplus, seed=5))
+    arrays = {k: v.numpy() for k, v in scan_inputs.items() if v is not None}
+    out, last = selective_scan_ref(**scan_inputs, delta_softplus=softplus, return_last_state=True)  # type: ignore[arg-type]
+    expected_out, expected_last = scan_by_loops(**arrays, delta_softplus=softplus)
+    np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(last.numpy(), expected_last, rtol=1e-12, atol=1e-12)
+
+
 def test_reference_keeps_fp64_state() -> None:
     scan_inputs = in_fp64(make_inputs(1, 4, 20))
     assert selective_scan_ref(**scan_inputs).dtype == torch.float64  # type: ignore[arg-type]
@@ -222,6 +281,20 @@ def test_mismatched_shapes_are_named(name: str, bad: Tensor, message: str) -> No
     scan_inputs[name] = bad
     with pytest.raises(ConfigError, match=message):
         selective_scan(**scan_inputs)  # type: ignore[arg-type]
+
+
+def test_backends_do_not_import_the_dispatcher_that_imports_them() -> None:
+    """The backends take their shared helpers from `_scan_common`, so there is no import cycle to trip over."""
+    backend_files = sorted(Path(_scan_torch.__file__).parent.glob("_scan_*.py"))
+    assert len(backend_files) >= 4
+    for path in backend_files:
+        imported = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        assert "cmt_geo.ops.selective_scan" not in imported, path.name
 
 
 @pytest.mark.parametrize("budget", _scan_torch.CHUNK_ELEMENTS.values())

@@ -4,18 +4,22 @@
 >>> model = create_model("cmt_unet_tiny", num_classes=6, in_channels=4)
 """
 
-from cmt_geo.models.checkpoint import ModelCard, load_checkpoint, save_checkpoint
-from cmt_geo.models.cmt_unet import ModelConfig, SegmentationModel
+from cmt_geo.card import ModelCard, NormalizationStats, read_card
+from cmt_geo.models.checkpoint import load_checkpoint, save_checkpoint
 from cmt_geo.models.encoders import FeatureLevel
 from cmt_geo.models.registry import create_model, list_models
+from cmt_geo.models.segmentation import ModelConfig, RuntimeOptions, SegmentationModel
 
 __all__ = [
     "FeatureLevel",
     "ModelCard",
     "ModelConfig",
+    "NormalizationStats",
+    "RuntimeOptions",
     "SegmentationModel",
     "create_model",
     "list_models",
     "load_checkpoint",
+    "read_card",
     "save_checkpoint",
 ]

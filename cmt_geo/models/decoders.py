@@ -82,7 +82,9 @@ class UNetFormerDecoder(nn.Module):
             for _ in range(3)
         )
         self.fusions = nn.ModuleList(WeightedFusion(channels[level], decode_channels) for level in (2, 1))
-        self.refine = FeatureRefinementHead(channels[0], decode_channels, wavelet_projection, wavelet)
+        self.refine = FeatureRefinementHead(
+            channels[0], decode_channels, wavelet_projection=wavelet_projection, wavelet=wavelet
+        )
         self.head = SegmentationHead(decode_channels, num_classes, dropout)
         self.msaa = (
             nn.ModuleList(MultiScaleAttentionAggregation(channels[:3], channels[level], level) for level in range(3))

@@ -7,6 +7,9 @@ Every encoder maps (B, C_in, H, W), H and W multiples of 32, to a list of four f
 from __future__ import annotations
 
 import logging
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -24,6 +27,7 @@ from cmt_geo.layers.wavelet import HaarPatchMerging
 logger = logging.getLogger(__name__)
 
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+HUB_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,24 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
         return weight.sum(dim=1, keepdim=True)
     repeats = -(-in_channels // weight.shape[1])
     return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (weight.shape[1] / in_channels)
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub that timm downloads from answers a TCP connect within `timeout` seconds.
+
+    True without probing in offline mode (HF_HUB_OFFLINE=1: cached weights only) or behind an HTTPS proxy (which a
+    direct connect cannot judge), so that only a machine without network fails fast instead of retrying for a minute.
+    """
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode() or urllib.request.getproxies().get("https"):
+        return True
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 class Encoder(nn.Module):
@@ -91,6 +113,11 @@ class ResNetEncoder(Encoder):
         import timm
 
         logger.info("loading pretrained %s weights from the timm hub", name)
+        if not hub_reachable():
+            raise CheckpointError(
+                f"could not load pretrained {name} weights: the timm hub (Hugging Face) is not reachable; connect to "
+                "the internet, set HF_HUB_OFFLINE=1 to use weights timm cached, or pass pretrained_backbone=False"
+            )
         try:
             hub_model: Any = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4), pretrained=True)
         except (OSError, RuntimeError) as error:  # no network, no cached file, or a broken download

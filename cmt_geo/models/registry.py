@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from cmt_geo.errors import ConfigError
-from cmt_geo.models.cmt_unet import ModelConfig, SegmentationModel, build_model
+from cmt_geo.models.segmentation import (
+    ARCHITECTURE_OPTIONS,
+    RUNTIME_OPTIONS,
+    ModelConfig,
+    RuntimeOptions,
+    SegmentationModel,
+    build_model,
+)
+from cmt_geo.validation import reject_unknown
 
 _PRESETS: dict[str, Callable[[], ModelConfig]] = {}
 
@@ -66,19 +75,24 @@ def preset_config(name: str) -> ModelConfig:
     return _PRESETS[name]()
 
 
-def create_model(name: str, num_classes: int, in_channels: int = 3, **overrides: Any) -> SegmentationModel:
+def create_model(name: str, num_classes: int, in_channels: int = 3, **options: Any) -> SegmentationModel:
     """Build a registered model.
 
     Args:
         name: preset name (see `list_models()`), e.g. "cmt_unet_base".
         num_classes: output classes.
         in_channels: input bands.
-        **overrides: `ModelConfig` fields to change, e.g. use_msaa=True, scan_backend="torch".
+        **options: `ModelConfig` fields to change (e.g. use_msaa=True) and `RuntimeOptions` (e.g.
+            scan_backend="torch", pretrained_backbone=True).
 
     Returns:
         The model (randomly initialized unless pretrained_backbone=True), with `architecture` and `config` set.
+
+    Raises:
+        ConfigError: an unknown name or option (the message lists the valid ones), or an invalid value.
     """
-    config = ModelConfig.with_overrides(preset_config(name), overrides)
-    model = build_model(config, num_classes, in_channels)
-    model.architecture = name
-    return model
+    reject_unknown("model option(s)", options, ARCHITECTURE_OPTIONS | RUNTIME_OPTIONS)
+    runtime = RuntimeOptions(**{key: value for key, value in options.items() if key in RUNTIME_OPTIONS})
+    architecture = {key: value for key, value in options.items() if key in ARCHITECTURE_OPTIONS}
+    config = dataclasses.replace(preset_config(name), **architecture)
+    return build_model(config, num_classes, in_channels, runtime=runtime, architecture=name)

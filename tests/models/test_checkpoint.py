@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +13,28 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from cmt_geo.errors import CheckpointError, ConfigError
-from cmt_geo.models import ModelCard, SegmentationModel, create_model, load_checkpoint, save_checkpoint
+from cmt_geo.errors import CheckpointError, ConfigError, OutputExistsError
+from cmt_geo.models import (
+    ModelCard,
+    NormalizationStats,
+    SegmentationModel,
+    create_model,
+    load_checkpoint,
+    read_card,
+    save_checkpoint,
+)
 from cmt_geo.models.checkpoint import checkpoint_digest
 
 CLASSES = ("impervious", "building", "low vegetation")
 COLORS = ((255, 255, 255), (0, 0, 255), (0, 255, 255))
+STATS = NormalizationStats((0.4, 0.5, 0.5, 0.5), (0.2, 0.25, 0.25, 0.25), ("nir", "red", "green", "blue"))
 
 
 def _card(model: SegmentationModel, **changes: object) -> ModelCard:
     values: dict[str, object] = {
         "class_names": CLASSES,
         "class_colors": COLORS,
-        "band_names": ("nir", "red", "green", "blue"),
-        "mean": (0.4, 0.5, 0.5, 0.5),
-        "std": (0.2, 0.25, 0.25, 0.25),
+        "normalization": STATS,
         "patch_size": 512,
         "ground_sample_distance": 0.09,
         "ignore_index": 255,
@@ -70,11 +79,13 @@ def test_card_carries_what_predict_needs(saved: Path) -> None:
     assert card.in_channels == 4
     assert card.class_colors == COLORS
     assert card.band_names == ("nir", "red", "green", "blue")
+    assert card.normalization == STATS
     assert card.patch_size == 512
     assert card.ground_sample_distance == 0.09
     assert card.ignore_index == 255
     assert card.architecture_args["dropout"] == 0.2
     assert not {"pretrained_backbone", "scan_backend", "gradient_checkpointing"} & set(card.architecture_args)
+    assert read_card(saved) == card
     assert card.cmt_geo_version
 
 
@@ -129,7 +140,13 @@ def _rewrite_card(path: Path, change: dict[str, object], *, resign: bool = True)
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data[8 + length :])
 
 
-@pytest.mark.parametrize("change", [{"class_names": ["impervious", "roof", "low vegetation"]}, {"std": [1, 1, 1, 1]}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"class_names": ["impervious", "roof", "low vegetation"]},
+        {"normalization": STATS.to_dict() | {"std": [1, 1, 1, 1]}},
+    ],
+)
 def test_an_edited_card_fails_the_checksum(saved: Path, change: dict[str, object]) -> None:
     _rewrite_card(saved, change, resign=False)
     with pytest.raises(CheckpointError, match="failed its checksum: the card or the weights were modified"):
@@ -158,19 +175,35 @@ def test_an_invalid_card_is_refused(saved: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"class_colors": [["a", 0, 0], [0, 0, 255], [0, 255, 255]]}, r"class colour must be a sequence of integers"),
+        ({"class_colors": [["a", 0, 0], [0, 0, 255], [0, 255, 255]]}, r"class_colors must be a sequence of sequences"),
         ({"class_names": "abc"}, r"class_names must be a sequence of strings, got 'abc'"),
-        ({"mean": [0.4, "x", 0.5, 0.5]}, r"mean must be a sequence of numbers"),
+        ({"normalization": STATS.to_dict() | {"mean": [0.4, "x", 0.5, 0.5]}}, r"mean must be a sequence of finite"),
+        ({"normalization": STATS.to_dict() | {"std": [0.2, 0.2, 0.2]}}, r"4 means, 3 stds and 4 bands"),
         ({"patch_size": "512"}, r"patch_size must be an integer, got '512'"),
-        ({"ignore_index": 2.5}, r"ignore_index must be an integer, got 2.5"),
-        ({"architecture_args": "xx"}, r"architecture_args must map ModelConfig fields to values, got 'xx'"),
-        ({"architecture_args": {"num_classes": 4}}, r"key\(s\) \['num_classes'\] that are not architecture fields"),
-        ({"architecture_args": {"mamba_dims": "xx"}}, r"mamba_dims must be a tuple of integers, got 'xx'"),
+        ({"ignore_index": 2.5}, r"ignore_index must be an integer or None, got 2.5"),
+        ({"ignore_index": 0}, r"ignore_index 0 is the index of class 'impervious'"),
+        ({"architecture_args": "xx"}, r"architecture_args must map option names to values, got 'xx'"),
     ],
 )
 def test_a_card_with_wrong_types_is_a_checkpoint_error(saved: Path, change: dict[str, object], message: str) -> None:
     _rewrite_card(saved, change)
     with pytest.raises(CheckpointError, match=rf"model card is invalid: .*{message}.*not a valid cmt-geo checkpoint"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_classes": 4}, r"unknown architecture option\(s\) \['num_classes'\]; valid options: \['backbone'"),
+        ({"pretrained_backbone": True}, r"unknown architecture option\(s\) \['pretrained_backbone'\]"),
+        ({"mamba_dims": "xx"}, r"model option mamba_dims must be a sequence of integers, got 'xx'"),
+    ],
+)
+def test_architecture_args_are_checked_against_the_model_config(
+    saved: Path, trained_model: SegmentationModel, change: dict[str, object], message: str
+) -> None:
+    _rewrite_card(saved, {"architecture_args": dict(_card(trained_model).architecture_args) | change})
+    with pytest.raises(CheckpointError, match=rf"cannot build: {message}.*not a valid cmt-geo checkpoint"):
         load_checkpoint(saved)
 
 
@@ -193,19 +226,38 @@ def test_runtime_settings_are_chosen_at_load_time(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(timm, "create_model", offline_create)
     loaded, _ = load_checkpoint(path)
-    assert loaded.config is not None
-    assert loaded.config.scan_backend == "auto"
+    assert loaded.encoder.mamba.stages[0][0].mixer.scan_backend == "auto"
     assert loaded(torch.randn(1, 4, 32, 32)).shape == (1, 3, 32, 32)  # scan_backend "mamba" would fail on CPU
     loaded, _ = load_checkpoint(path, scan_backend="torch", gradient_checkpointing=True)
     assert loaded.encoder.mamba.stages[0][0].mixer.scan_backend == "torch"
     assert loaded.encoder.mamba.gradient_checkpointing
 
 
-def test_a_card_with_runtime_settings_is_refused(saved: Path, trained_model: SegmentationModel) -> None:
-    args = dict(_card(trained_model).architecture_args) | {"pretrained_backbone": True}
-    _rewrite_card(saved, {"architecture_args": args})
-    with pytest.raises(CheckpointError, match=r"\['pretrained_backbone'\] that are not architecture fields"):
-        load_checkpoint(saved)
+@pytest.mark.parametrize("path", ["model.ckpt", "missing.ckpt"])
+def test_an_invalid_runtime_option_is_blamed_not_the_file(saved: Path, path: str) -> None:
+    with pytest.raises(ConfigError, match=r"scan_backend must be one of \('auto', 'mamba', 'cpu', 'torch', 'ref'\)"):
+        load_checkpoint(saved.parent / path, scan_backend="nope")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fused_attention must be true or false, got 'yes'"):
+        load_checkpoint(saved, fused_attention="yes")  # type: ignore[arg-type]
+
+
+def test_an_existing_file_is_replaced_only_with_overwrite(saved: Path, trained_model: SegmentationModel) -> None:
+    before = saved.stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match=r"model.ckpt exists; pass .*overwrite=True"):
+        save_checkpoint(trained_model, saved, _card(trained_model))
+    assert saved.stat().st_mtime_ns == before
+    time.sleep(0.01)
+    save_checkpoint(trained_model, saved, _card(trained_model, patch_size=256), overwrite=True)
+    assert read_card(saved).patch_size == 256
+
+
+def test_a_checkpoint_gets_the_usual_file_permissions(tmp_path: Path, trained_model: SegmentationModel) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = save_checkpoint(trained_model, tmp_path / "shared.ckpt", _card(trained_model))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_failed_save_leaves_the_previous_file_and_no_temporary(
@@ -220,21 +272,56 @@ def test_failed_save_leaves_the_previous_file_and_no_temporary(
 
     monkeypatch.setattr(safetensors.torch, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(trained_model, saved, _card(trained_model))
+        save_checkpoint(trained_model, saved, _card(trained_model), overwrite=True)
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
 
 
 def test_card_must_match_the_model(tmp_path: Path, trained_model: SegmentationModel) -> None:
     other = create_model("unet", num_classes=3, in_channels=4)
-    with pytest.raises(ConfigError, match="other arguments than the model"):
+    with pytest.raises(ConfigError, match="other options than the model"):
         save_checkpoint(trained_model, tmp_path / "x.ckpt", _card(other))
     with pytest.raises(ConfigError, match=r"3 class names but 2 colours: give one \(R, G, B\) per class"):
         _card(trained_model, class_colors=COLORS[:2])
-    with pytest.raises(ConfigError, match="mean has 3 values for 4 bands"):
-        _card(trained_model, mean=(0.1, 0.2, 0.3))
+    three_bands = _card(trained_model, normalization=NormalizationStats((0.1,) * 3, (1.0,) * 3, ("r", "g", "b")))
+    with pytest.raises(ConfigError, match="the card has 3 classes and 3 bands, the model 3 and 4"):
+        save_checkpoint(trained_model, tmp_path / "x.ckpt", three_bands)
     with pytest.raises(ConfigError, match=r"class colour \(300, 0, 0\)"):
         _card(trained_model, class_colors=((300, 0, 0), *COLORS[1:]))
     four_classes = _card(trained_model, class_names=(*CLASSES, "car"), class_colors=(*COLORS, (255, 255, 0)))
     with pytest.raises(ConfigError, match="the card has 4 classes and 4 bands, the model 3 and 4"):
         save_checkpoint(trained_model, tmp_path / "x.ckpt", four_classes)
+
+
+def test_the_readme_models_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README.md "## Models", verbatim but for cmt_unet_tiny in place of cmt_unet_base (to stay fast)."""
+    monkeypatch.chdir(tmp_path)
+    from cmt_geo.models import (
+        ModelCard,
+        NormalizationStats,
+        create_model,
+        list_models,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    model = create_model("cmt_unet_tiny", num_classes=6, in_channels=4)  # any band count, any input size
+    model = create_model(
+        "cmt_unet_tiny", num_classes=6, in_channels=4, use_msaa=True, use_rcm=True, scan_backend="auto"
+    )
+    card = ModelCard.for_model(
+        model,
+        class_names=["impervious", "building", "low vegetation", "tree", "car", "clutter"],
+        class_colors=[(255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)],
+        normalization=NormalizationStats(  # e.g. from cmt_geo.data.dataset_normalization(train)
+            mean=(120.5, 81.8, 80.9, 74.2), std=(54.9, 38.8, 37.6, 35.4), bands=("nir", "red", "green", "blue")
+        ),
+        patch_size=512,
+        ground_sample_distance=0.09,
+        ignore_index=255,
+    )
+    save_checkpoint(model, "vaihingen.ckpt", card)
+    model, card = load_checkpoint("vaihingen.ckpt", scan_backend="auto")  # never unpickles anything
+
+    assert "cmt_unet_tiny" in list_models()
+    assert card.in_channels == model.in_channels == 4

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import time
+import urllib.request
 from typing import Any
 
+import huggingface_hub.constants
 import pytest
 import timm
 import torch
@@ -48,6 +52,25 @@ def test_adapt_input_conv_keeps_responses_to_grey_images() -> None:
     assert adapt_input_conv(weight, 3) is weight
 
 
+class _Connection:
+    def close(self) -> None:
+        pass
+
+
+def _hub_answers(monkeypatch: pytest.MonkeyPatch, answers: bool) -> None:
+    """Make the hub probe's TCP connect succeed or time out at once (never the real network)."""
+
+    def connect(address: tuple[str, int], timeout: float | None = None) -> _Connection:
+        assert timeout is not None, "the hub probe must not wait for the system's connect timeout"
+        if not answers:
+            raise TimeoutError("timed out")
+        return _Connection()
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(urllib.request, "getproxies", dict)
+    monkeypatch.setattr(socket, "create_connection", connect)
+
+
 def _offline_hub(monkeypatch: pytest.MonkeyPatch, name: str) -> torch.nn.Module:
     """Make timm.create_model(name, pretrained=True) return a locally built model (no network); return that model."""
     create = timm.create_model
@@ -57,6 +80,7 @@ def _offline_hub(monkeypatch: pytest.MonkeyPatch, name: str) -> torch.nn.Module:
         return hub if kwargs.pop("pretrained", False) else create(name, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", offline_create)
+    _hub_answers(monkeypatch, answers=True)
     return hub
 
 
@@ -90,10 +114,34 @@ def test_unreachable_pretrained_weights_are_a_clear_error(monkeypatch: pytest.Mo
         return create(name, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", offline_create)
+    _hub_answers(monkeypatch, answers=True)
     with pytest.raises(
         CheckpointError, match=r"could not load pretrained resnet18 weights .* pretrained_backbone=False"
     ):
         ResNetEncoder("resnet18", pretrained=True)
+
+
+def test_pretrained_weights_without_network_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    create = timm.create_model
+
+    def download(name: str, **kwargs: Any) -> torch.nn.Module:
+        assert not kwargs.get("pretrained"), "a download without network retries for about a minute"
+        return create(name, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", download)
+    _hub_answers(monkeypatch, answers=False)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match=r"hub \(Hugging Face\) is not reachable; .*HF_HUB_OFFLINE=1.*=False"):
+        ResNetEncoder("resnet18", pretrained=True)
+    assert time.monotonic() - started < 5
+
+
+def test_offline_mode_uses_cached_weights_without_probing(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = _offline_hub(monkeypatch, "resnet18")
+    _hub_answers(monkeypatch, answers=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    encoder = ResNetEncoder("resnet18", pretrained=True)
+    torch.testing.assert_close(encoder.body.layer1[0].conv1.weight, hub.layer1[0].conv1.weight)
 
 
 def test_vmamba_linear_layers_start_as_in_vmamba() -> None:

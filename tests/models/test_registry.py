@@ -29,17 +29,28 @@ def test_unknown_override_lists_the_valid_options() -> None:
         create_model("cmt_unet_tiny", num_classes=6, use_msa=True)
 
 
-@pytest.mark.parametrize(("num_classes", "in_channels"), [(0, 3), (6, 0)])
-def test_class_and_band_counts_must_be_positive(num_classes: int, in_channels: int) -> None:
-    with pytest.raises(ConfigError, match="at least 1"):
+def test_unknown_override_lists_runtime_options_too() -> None:
+    with pytest.raises(ConfigError, match=r"unknown model option\(s\) \['scan'\]; valid options: .*'scan_backend'"):
+        create_model("cmt_unet_tiny", num_classes=6, scan="torch")
+
+
+@pytest.mark.parametrize(("num_classes", "in_channels"), [(0, 3), (6, 0), (1.5, 3), (6, 2.5), (True, 3)])
+def test_class_and_band_counts_must_be_positive_integers(num_classes: int, in_channels: int) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=rf"num_classes and in_channels must be integers of at least 1, got {num_classes} and {in_channels}",
+    ):
         create_model("unet", num_classes=num_classes, in_channels=in_channels)
 
 
 def test_overrides_reach_the_model() -> None:
-    model = create_model("cmt_unet_tiny", num_classes=6, use_msaa=True, use_rcm=True, gradient_checkpointing=True)
+    model = create_model(
+        "cmt_unet_tiny", num_classes=6, use_msaa=True, use_rcm=True, gradient_checkpointing=True, scan_backend="torch"
+    )
     assert model.architecture == "cmt_unet_tiny"
     assert model.config is not None
     assert model.config.use_msaa
+    assert model.encoder.mamba.stages[0][0].mixer.scan_backend == "torch"
     assert model.decoder.msaa is not None
     assert model.decoder.rcm is not None
     assert model.encoder.mamba.gradient_checkpointing

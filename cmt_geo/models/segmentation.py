@@ -1,10 +1,10 @@
-"""CMT-UNet and its baselines as one segmentation model: encoder -> decoder -> logits at the input's size."""
+"""The segmentation model of every architecture (CMT-UNet and baselines): its config, runtime options, assembly."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,20 +15,18 @@ from cmt_geo.layers.padding import pad_to_multiple
 from cmt_geo.models.decoders import UNetDecoder, UNetFormerDecoder
 from cmt_geo.models.encoders import CNNMambaEncoder, Encoder, FeatureLevel, ResNetEncoder, VMambaEncoder
 from cmt_geo.ops.selective_scan import ScanBackend
+from cmt_geo.validation import is_integer, validate_fields
 
 DecoderKind = Literal["hybrid", "unetformer", "unet"]
 INPUT_MULTIPLE = 32
-RUNTIME_FIELDS = frozenset({"pretrained_backbone", "scan_backend", "gradient_checkpointing", "fused_attention"})
-"""`ModelConfig` fields that change how a model is initialized or computed, not which weights it has."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture settings of a segmentation model (a preset fills them in; every field can be overridden).
+    """Architecture of a segmentation model: which weights it has (a preset fills it in; every field can be overridden).
 
     Attributes:
         backbone: timm ResNet of the CNN branch.
-        pretrained_backbone: load ImageNet weights for it from the timm hub (needs internet).
         mamba: add the VMamba branch and fuse it after every ResNet stage (CMT-UNet); False: ResNet alone.
         mamba_dims: VMamba channels per stage.
         mamba_depths: VSS blocks per stage.
@@ -47,13 +45,12 @@ class ModelConfig:
         dropout: dropout before the classifier.
         use_msaa: multi-scale attention aggregation on the skips (ablation switch).
         use_rcm: rectangular self-calibration modules in the decoder (ablation switch).
-        scan_backend: selective-scan backend for SS2D ("auto" picks the fastest available).
-        gradient_checkpointing: recompute activations in backward to save memory in training.
-        fused_attention: scaled_dot_product_attention instead of explicit attention math.
+
+    Raises:
+        ConfigError: a value of the wrong type (lists are accepted for tuples, integers for numbers).
     """
 
     backbone: str = "resnet50"
-    pretrained_backbone: bool = False
     mamba: bool = True
     mamba_dims: tuple[int, ...] = (96, 192, 384, 768)
     mamba_depths: tuple[int, ...] = (2, 2, 9, 2)
@@ -72,54 +69,37 @@ class ModelConfig:
     dropout: float = 0.1
     use_msaa: bool = False
     use_rcm: bool = False
-    scan_backend: str = "auto"
-    gradient_checkpointing: bool = False
-    fused_attention: bool = True
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, list):  # JSON / YAML give lists where the config holds tuples
-                value = tuple(value)
-            elif isinstance(field.default, float) and _is_integer(value):
-                value = float(value)
-            if not _has_type_of(value, field.default):
-                raise ConfigError(
-                    f"model option {field.name} must be {_type_name(field.default)}, got {value!r}; "
-                    f"the default is {field.default!r}"
-                )
-            object.__setattr__(self, field.name, value)
-        if self.decoder not in get_args(DecoderKind):
-            raise ConfigError(f"decoder must be one of {get_args(DecoderKind)}, got {self.decoder!r}")
-        if self.scan_backend not in get_args(ScanBackend):
-            raise ConfigError(f"scan_backend must be one of {get_args(ScanBackend)}, got {self.scan_backend!r}")
-
-    @classmethod
-    def with_overrides(cls, base: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
-        """`base` with some fields replaced; an unknown field is a ConfigError that lists the valid ones."""
-        valid = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - valid)
-        if unknown:
-            raise ConfigError(f"unknown model option(s) {unknown}; valid options: {sorted(valid)}")
-        return dataclasses.replace(base, **overrides)
+        validate_fields(self, "model option")
 
 
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a model is initialized and computed, not which weights it has; chosen anew whenever a model is built.
+
+    Attributes:
+        scan_backend: selective-scan backend for SS2D ("auto" picks the fastest available).
+        gradient_checkpointing: recompute activations in backward to save memory in training.
+        fused_attention: scaled_dot_product_attention instead of explicit attention math.
+        pretrained_backbone: load ImageNet weights for the ResNet from the timm hub (needs internet or
+            HF_HUB_OFFLINE=1 with weights timm cached before).
+
+    Raises:
+        ConfigError: a value of the wrong type, or a scan_backend that does not exist.
+    """
+
+    scan_backend: ScanBackend = "auto"
+    gradient_checkpointing: bool = False
+    fused_attention: bool = True
+    pretrained_backbone: bool = False
+
+    def __post_init__(self) -> None:
+        validate_fields(self, "model option")
 
 
-def _has_type_of(value: object, default: object) -> bool:
-    """Whether `value` has the type of a field's default (bool is not an int; tuples hold integers)."""
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, tuple):
-        return isinstance(value, tuple) and all(_is_integer(item) for item in value)
-    return _is_integer(value) if isinstance(default, int) else isinstance(value, type(default))
-
-
-def _type_name(default: object) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    return names.get(type(default), "a tuple of integers")
+ARCHITECTURE_OPTIONS = frozenset(field.name for field in dataclasses.fields(ModelConfig))
+RUNTIME_OPTIONS = frozenset(field.name for field in dataclasses.fields(RuntimeOptions))
 
 
 class SegmentationModel(nn.Module):
@@ -134,13 +114,26 @@ class SegmentationModel(nn.Module):
         num_classes: output classes.
     """
 
-    def __init__(self, encoder: Encoder, decoder: nn.Module, in_channels: int, num_classes: int) -> None:
+    def __init__(self, encoder: Encoder, decoder: nn.Module, *, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
         self.in_channels, self.num_classes = in_channels, num_classes
         self.feature_info: tuple[FeatureLevel, ...] = encoder.feature_info
-        self.architecture = "custom"  # the registry name, set by `create_model`
+        self.architecture = "custom"  # the registry name, set by `build_model`
         self.config: ModelConfig | None = None  # set by `build_model`
+
+    def architecture_args(self) -> dict[str, Any]:
+        """The `ModelConfig` the model was built with, as the options `ModelCard.for_model` records.
+
+        Raises:
+            ConfigError: the model was not made by `create_model` (a custom model has no registry name).
+        """
+        if self.config is None or self.architecture == "custom":
+            raise ConfigError(
+                "only models made by cmt_geo.models.create_model can be described by a ModelCard; "
+                "build the model with create_model(name, num_classes=..., in_channels=...)"
+            )
+        return dataclasses.asdict(self.config)
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Switch activation checkpointing of every encoder stage, block and decoder block."""
@@ -149,11 +142,16 @@ class SegmentationModel(nn.Module):
                 module.gradient_checkpointing = enabled
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, C_in, H, W) -> logits (B, num_classes, H, W), for any H, W >= 1."""
+        """(B, C_in, H, W) float -> logits (B, num_classes, H, W), for any H, W >= 1."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ConfigError(
                 f"expected input (B, {self.in_channels}, H, W), got {tuple(x.shape)}; "
                 f"the model was built for {self.in_channels} band(s)"
+            )
+        if not x.is_floating_point():
+            raise ConfigError(
+                f"expected a floating-point input, got {x.dtype}; convert it to float and normalize it, e.g. "
+                "card.normalization.normalize(x) with the model's NormalizationStats"
             )
         height, width = x.shape[-2:]
         padded = pad_to_multiple(x, INPUT_MULTIPLE).contiguous(memory_format=torch.channels_last)
@@ -162,31 +160,53 @@ class SegmentationModel(nn.Module):
         return logits[..., :height, :width]
 
 
-def build_model(config: ModelConfig, num_classes: int, in_channels: int = 3) -> SegmentationModel:
-    """Assemble encoder and decoder from a config."""
-    if num_classes < 1 or in_channels < 1:
-        raise ConfigError(f"num_classes and in_channels must be at least 1, got {num_classes} and {in_channels}")
-    resnet = ResNetEncoder(config.backbone, in_channels, config.pretrained_backbone)
+def build_model(
+    config: ModelConfig,
+    num_classes: int,
+    in_channels: int = 3,
+    *,
+    runtime: RuntimeOptions | None = None,
+    architecture: str = "custom",
+) -> SegmentationModel:
+    """Assemble encoder and decoder from a config.
+
+    Args:
+        config: the architecture.
+        num_classes: output classes (an integer >= 1).
+        in_channels: input bands (an integer >= 1).
+        runtime: how the model computes; None: the defaults.
+        architecture: registry name recorded on the model (`create_model` passes the preset's name).
+
+    Raises:
+        ConfigError: num_classes or in_channels is not an integer >= 1.
+    """
+    if not (is_integer(num_classes) and num_classes >= 1 and is_integer(in_channels) and in_channels >= 1):
+        raise ConfigError(
+            f"num_classes and in_channels must be integers of at least 1, got {num_classes!r} and {in_channels!r}; "
+            "e.g. create_model('cmt_unet_tiny', num_classes=6, in_channels=4)"
+        )
+    runtime = runtime or RuntimeOptions()
+    resnet = ResNetEncoder(config.backbone, in_channels, runtime.pretrained_backbone)
     encoder: Encoder = resnet
     if config.mamba:
         mamba = VMambaEncoder(
-            in_channels,
-            config.mamba_dims,
-            config.mamba_depths,
-            config.mamba_stem_channels,
-            config.d_state,
-            config.ssm_expand,
-            config.drop_path_rate,
-            config.scan_backend,
+            in_channels=in_channels,
+            dims=config.mamba_dims,
+            depths=config.mamba_depths,
+            stem_channels=config.mamba_stem_channels,
+            d_state=config.d_state,
+            expand=config.ssm_expand,
+            drop_path_rate=config.drop_path_rate,
+            scan_backend=runtime.scan_backend,
         )
         encoder = CNNMambaEncoder(
             resnet,
             mamba,
-            config.fusion_heads,
-            config.window_size,
-            config.mlp_ratio,
-            config.wavelet,
-            config.fused_attention,
+            num_heads=config.fusion_heads,
+            window_size=config.window_size,
+            mlp_ratio=config.mlp_ratio,
+            wavelet=config.wavelet,
+            fused_attention=runtime.fused_attention,
         )
     decoder: nn.Module
     if config.decoder == "unet":
@@ -195,18 +215,18 @@ def build_model(config: ModelConfig, num_classes: int, in_channels: int = 3) -> 
         decoder = UNetFormerDecoder(
             encoder.feature_info,
             num_classes,
-            config.decode_channels,
-            config.decoder_heads,
-            config.window_size,
+            decode_channels=config.decode_channels,
+            num_heads=config.decoder_heads,
+            window_size=config.window_size,
             hybrid=config.decoder == "hybrid",
             wavelet_projection=config.decoder == "hybrid",
             wavelet=config.wavelet,
             use_msaa=config.use_msaa,
             use_rcm=config.use_rcm,
             dropout=config.dropout,
-            fused_attention=config.fused_attention,
+            fused_attention=runtime.fused_attention,
         )
-    model = SegmentationModel(encoder, decoder, in_channels, num_classes)
-    model.config = config
-    model.set_gradient_checkpointing(config.gradient_checkpointing)
+    model = SegmentationModel(encoder, decoder, in_channels=in_channels, num_classes=num_classes)
+    model.architecture, model.config = architecture, config
+    model.set_gradient_checkpointing(runtime.gradient_checkpointing)
     return model.to(memory_format=torch.channels_last)  # NHWC: faster convs on CPU (oneDNN) and GPU (tensor cores)

@@ -20,3 +20,11 @@ def test_import_cmt_geo_loads_no_heavy_module() -> None:
 def test_import_cmt_geo_models_loads_no_heavy_module() -> None:
     loaded = _modules_loaded_by("import cmt_geo.models, cmt_geo.layers.wavelet, cmt_geo.layers.attention")
     assert loaded.isdisjoint({*HEAVY, "timm"}), sorted(loaded & {*HEAVY, "timm"})
+
+
+def test_data_package_labels_registry_and_outputs_load_no_torch_or_torchgeo() -> None:
+    loaded = _modules_loaded_by(
+        "import cmt_geo.data, cmt_geo.data.labels, cmt_geo.data.registry, cmt_geo.io, cmt_geo.io.outputs; "
+        "cmt_geo.data.DATASET_NAMES"
+    )
+    assert loaded.isdisjoint({*HEAVY, "torch", "kornia"}), sorted(loaded & {*HEAVY, "torch", "kornia"})

@@ -1,35 +1,48 @@
-"""Datasets, samplers, augmentation and synthetic scenes for training on aerial, UAV and satellite rasters."""
+"""Datasets, samplers, augmentation and synthetic scenes for training on aerial, UAV and satellite rasters.
 
-from cmt_geo.data.augment import (
-    AugmentConfig,
-    GpuAugmentation,
-    NormalizationStats,
-    dataset_normalization,
-    estimate_normalization,
-)
-from cmt_geo.data.base import PatchWindow, SplitOptions, TiledSegmentationDataset
-from cmt_geo.data.check import CheckReport, check_dataset
-from cmt_geo.data.isprs import Potsdam, Vaihingen
-from cmt_geo.data.labels import IGNORE_INDEX, LabelCoding
-from cmt_geo.data.loveda import LoveDA
-from cmt_geo.data.raster import RasterSegmentation
-from cmt_geo.data.samplers import GridPatchSampler, RandomPatchSampler
-from cmt_geo.data.synthetic import make_scene, write_raster_pair, write_synthetic
-from cmt_geo.data.uavid import UAVid
+Names are imported on first use, so `import cmt_geo.data.labels` (or the registry) does not load TorchGeo.
+"""
 
-#: Dataset classes by the name the command line and configs use.
-DATASETS: dict[str, type[TiledSegmentationDataset]] = {
-    "vaihingen": Vaihingen,
-    "potsdam": Potsdam,
-    "uavid": UAVid,
-    "loveda": LoveDA,
-    "raster": RasterSegmentation,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cmt_geo.card import NormalizationStats
+    from cmt_geo.data.augment import AugmentConfig, GpuAugmentation, dataset_normalization, estimate_normalization
+    from cmt_geo.data.base import PatchWindow, SplitOptions, TiledSegmentationDataset
+    from cmt_geo.data.check import CheckOptions, CheckReport, check_dataset
+    from cmt_geo.data.isprs import Potsdam, Vaihingen
+    from cmt_geo.data.labels import IGNORE_INDEX, LabelCoding
+    from cmt_geo.data.loveda import LoveDA
+    from cmt_geo.data.raster import RasterSegmentation
+    from cmt_geo.data.registry import DATASET_NAMES, dataset_class
+    from cmt_geo.data.samplers import GridPatchSampler, RandomPatchSampler
+    from cmt_geo.data.synthetic import make_scene, write_raster_pair, write_synthetic
+    from cmt_geo.data.uavid import UAVid
+
+_SOURCES = {
+    "cmt_geo.card": ("NormalizationStats",),
+    "cmt_geo.data.augment": ("AugmentConfig", "GpuAugmentation", "dataset_normalization", "estimate_normalization"),
+    "cmt_geo.data.base": ("PatchWindow", "SplitOptions", "TiledSegmentationDataset"),
+    "cmt_geo.data.check": ("CheckOptions", "CheckReport", "check_dataset"),
+    "cmt_geo.data.isprs": ("Potsdam", "Vaihingen"),
+    "cmt_geo.data.labels": ("IGNORE_INDEX", "LabelCoding"),
+    "cmt_geo.data.loveda": ("LoveDA",),
+    "cmt_geo.data.raster": ("RasterSegmentation",),
+    "cmt_geo.data.registry": ("DATASET_NAMES", "dataset_class"),
+    "cmt_geo.data.samplers": ("GridPatchSampler", "RandomPatchSampler"),
+    "cmt_geo.data.synthetic": ("make_scene", "write_raster_pair", "write_synthetic"),
+    "cmt_geo.data.uavid": ("UAVid",),
 }
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
-    "DATASETS",
+    "DATASET_NAMES",
     "IGNORE_INDEX",
     "AugmentConfig",
+    "CheckOptions",
     "CheckReport",
     "GpuAugmentation",
     "GridPatchSampler",
@@ -45,9 +58,23 @@ __all__ = [
     "UAVid",
     "Vaihingen",
     "check_dataset",
+    "dataset_class",
     "dataset_normalization",
     "estimate_normalization",
     "make_scene",
     "write_raster_pair",
     "write_synthetic",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cmt_geo.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

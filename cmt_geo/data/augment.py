@@ -3,70 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-import kornia.augmentation as K
-import kornia.enhance
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_yuv, yuv_to_rgb
 from torch import Tensor, nn
 
+from cmt_geo.card import NormalizationStats
 from cmt_geo.data.base import TiledSegmentationDataset
 from cmt_geo.data.labels import IGNORE_INDEX
 from cmt_geo.data.samplers import GridPatchSampler
 from cmt_geo.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class NormalizationStats:
-    """Per-band mean and standard deviation, stored in the checkpoint card so prediction normalizes the same way.
-
-    Args:
-        mean: per-band mean of raw pixel values.
-        std: per-band standard deviation of raw pixel values.
-        bands: band names, in order.
-    """
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    bands: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not len(self.mean) == len(self.std) == len(self.bands):
-            raise ConfigError(
-                f"normalization has {len(self.mean)} means, {len(self.std)} stds and {len(self.bands)} bands; "
-                "give one of each per band"
-            )
-        if any(s <= 0 for s in self.std):
-            raise ConfigError(f"normalization std {self.std} must be positive for every band")
-
-    def to_dict(self) -> dict[str, list[float] | list[str]]:
-        """A JSON- and YAML-friendly form for the checkpoint card."""
-        return {key: list(value) for key, value in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NormalizationStats:
-        """Read the form `to_dict` writes.
-
-        Raises:
-            ConfigError: a missing or unknown key.
-        """
-        names = {f.name for f in fields(cls)}
-        if set(data) != names:
-            raise ConfigError(f"normalization keys {sorted(data)} must be exactly {sorted(names)}")
-        return cls(**{key: tuple(data[key]) for key in names})
-
-    def normalize(self, image: Tensor) -> Tensor:
-        """(B, C, H, W) raw values → standardized values."""
-        if image.shape[-3] != len(self.mean):
-            raise ConfigError(
-                f"image has {image.shape[-3]} bands but normalization has {len(self.mean)} ({self.bands})"
-            )
-        mean = torch.tensor(self.mean, dtype=image.dtype, device=image.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=image.dtype, device=image.device).view(-1, 1, 1)
-        return (image - mean) / std
 
 
 def estimate_normalization(
@@ -112,17 +62,26 @@ def dataset_normalization(
 class AugmentConfig:
     """Which augmentations to apply, and how strongly.
 
+    Colour jitter assumes no value range, so it works in any unit (8- or 16-bit counts, reflectance, negative
+    values): a chosen image is multiplied by a brightness factor, each band's deviations from its own mean by a
+    contrast factor and, for 3-band images only, its chroma (YUV's U and V) is scaled by a saturation factor and
+    rotated by a hue angle. Jittered values are clamped only to `value_range`; other images keep their values exactly.
+
     Args:
         hflip: probability of a horizontal flip.
         vflip: probability of a vertical flip.
         rot90: rotate by a random multiple of 90 degrees (only by 180 for non-square patches).
         scale: (min, max) zoom factor; (1, 1) turns scale jitter off. Zooming out pads with ignored pixels.
-        brightness: colour jitter brightness, as kornia's `ColorJiggle` takes it.
-        contrast: colour jitter contrast.
-        saturation: colour jitter saturation (3-band images only).
-        hue: colour jitter hue (3-band images only).
+        brightness: values are multiplied by a factor drawn from [1 - brightness, 1 + brightness]; in [0, 1].
+        contrast: deviations from each band's mean are multiplied by a factor from [1 - contrast, 1 + contrast];
+            in [0, 1].
+        saturation: chroma is multiplied by a factor from [1 - saturation, 1 + saturation]; in [0, 1] (3-band
+            images only).
+        hue: hue turns by up to this fraction of a full turn either way; in [0, 0.5] (3-band images only).
         color_p: probability of colour jitter per image.
-        value_range: raw value of full brightness (255 for 8-bit imagery).
+        value_range: (min, max) that jittered values are clamped to, e.g. (0, 4095) for 12-bit data in uint16 or
+            (0, 1) for reflectance; None clamps integer input to its dtype's range (0..255 for uint8, 0..65535 for
+            uint16) and never clamps float input.
     """
 
     hflip: float = 0.5
@@ -134,23 +93,30 @@ class AugmentConfig:
     saturation: float = 0.2
     hue: float = 0.0
     color_p: float = 0.8
-    value_range: float = 255.0
+    value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         low, high = self.scale
         if not 0 < low <= high:
             raise ConfigError(f"scale={self.scale} must be (min, max) with 0 < min <= max, e.g. (0.75, 1.25)")
-        for name in ("hflip", "vflip", "color_p"):
+        for name in ("hflip", "vflip", "color_p", "brightness", "contrast", "saturation"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name}={getattr(self, name)} is a probability; use a value in [0, 1]")
+                raise ConfigError(f"{name}={getattr(self, name)} must be in [0, 1]")
+        if not 0 <= self.hue <= 0.5:
+            raise ConfigError(f"hue={self.hue} is a fraction of a full turn; use a value in [0, 0.5]")
+        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
+            raise ConfigError(f"value_range={self.value_range} must be (min, max) with min < max, e.g. (0, 4095)")
 
 
 class GpuAugmentation(nn.Module):
     """Augment a batch where it lives (GPU or CPU), masks following the image, then normalize.
 
-    Colour jitter runs first, on values scaled to [0, 1]; flips, rot90 and scale jitter move image and mask
-    together (the mask by nearest neighbour, so ignored pixels stay ignored); pixels shifted in from outside the
-    patch are ignored in the mask and 0 after normalization.
+    Colour jitter runs first, in the input's own units (see `AugmentConfig`); flips, rot90 and scale jitter move
+    image and mask together (the mask by nearest neighbour, so ignored pixels stay ignored) and never clamp: flips
+    and rot90 keep values exactly. Pixels shifted in from outside the patch are ignored in the mask and 0 after
+    normalization.
+
+    Call it on the batch's tensors, e.g. `image, mask = augment(batch["image"].cuda(), batch["mask"].cuda())`.
 
     Args:
         config: the augmentations.
@@ -161,27 +127,38 @@ class GpuAugmentation(nn.Module):
         super().__init__()
         self.config = config or AugmentConfig()
         self.stats = stats
-        c = self.config
-        self.rgb_jitter = K.ColorJiggle(c.brightness, c.contrast, c.saturation, c.hue, p=c.color_p)
 
-    def forward(self, image: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, image: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Augment (B, C, H, W) images and (B, H, W) masks, in any dtype (compact samples included).
 
         Args:
             image: raw pixel values.
-            mask: class indices with `IGNORE_INDEX`.
-            generator: seeds the geometric choices (colour jitter uses torch's global generator, as kornia does).
+            mask: class indices with `IGNORE_INDEX`; required (None only raises the error that shows the call).
+            generator: a CPU generator that seeds every random choice; None uses torch's global one.
 
         Returns:
             The augmented (and normalized) float32 image and the int64 mask.
+
+        Raises:
+            ConfigError: a batch dict instead of tensors, no mask, or shapes that do not match.
         """
+        if not isinstance(image, Tensor) or mask is None:
+            raise ConfigError(
+                f"GpuAugmentation takes the image and mask tensors, got {type(image).__name__} and "
+                f'{type(mask).__name__}; call augment(batch["image"], batch["mask"])'
+            )
         if image.ndim != 4 or mask.shape != (image.shape[0], *image.shape[-2:]):
             raise ConfigError(
                 f"expected image (B, C, H, W) and mask (B, H, W), got {tuple(image.shape)} and {tuple(mask.shape)}"
             )
         c = self.config
-        image, mask = image.float(), mask.long()
-        image = self._color(image / c.value_range) * c.value_range
+        value_range = c.value_range
+        if value_range is None and not image.dtype.is_floating_point:
+            value_range = (torch.iinfo(image.dtype).min, torch.iinfo(image.dtype).max)
+        image = self._color(image.float(), value_range, generator)
+        mask = mask.long()
         batch, device = image.shape[0], image.device
 
         def draw(probability: float) -> Tensor:
@@ -206,16 +183,31 @@ class GpuAugmentation(nn.Module):
             image = self.stats.normalize(image) * inside.unsqueeze(1)
         return image, mask
 
-    def _color(self, image: Tensor) -> Tensor:
-        if image.shape[1] == 3:
-            return self.rgb_jitter(image.clamp(0, 1))
+    def _color(
+        self, image: Tensor, value_range: tuple[float, float] | None, generator: torch.Generator | None
+    ) -> Tensor:
+        """Jitter a random `color_p` share of (B, C, H, W) float images; the others are returned untouched."""
         c = self.config
         batch = image.shape[0]
-        chosen = (torch.rand(batch, device=image.device) < c.color_p).to(image.dtype)
-        brightness = (torch.rand(batch, device=image.device) * 2 - 1) * c.brightness * chosen
-        contrast = 1 + (torch.rand(batch, device=image.device) * 2 - 1) * c.contrast * chosen
-        image = kornia.enhance.adjust_brightness(image.clamp(0, 1), brightness)
-        return kornia.enhance.adjust_contrast(image, contrast)
+        chosen = torch.rand(batch, generator=generator) < c.color_p
+        if not chosen.any():
+            return image
+
+        def spread(strength: float) -> Tensor:
+            """(B, 1, 1, 1) values drawn uniformly from [-strength, strength]."""
+            return ((torch.rand(batch, generator=generator) * 2 - 1) * strength).to(image).view(-1, 1, 1, 1)
+
+        jittered = image * (1 + spread(c.brightness))
+        mean = jittered.mean((-2, -1), keepdim=True)
+        jittered = (jittered - mean) * (1 + spread(c.contrast)) + mean
+        if image.shape[1] == 3:
+            luma, u, v = rgb_to_yuv(jittered).split(1, dim=1)
+            angle, saturation = spread(c.hue) * 2 * math.pi, 1 + spread(c.saturation)
+            cos, sin = saturation * angle.cos(), saturation * angle.sin()
+            jittered = yuv_to_rgb(torch.cat([luma, cos * u - sin * v, sin * u + cos * v], dim=1))
+        if value_range is not None:
+            jittered = jittered.clamp(*value_range)
+        return torch.where(chosen.to(image.device).view(-1, 1, 1, 1), jittered, image)
 
     def _scale(self, image: Tensor, mask: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
         low, high = self.config.scale

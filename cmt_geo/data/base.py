@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from pathlib import Path
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +26,10 @@ from torchgeo.datasets import GeoDataset
 from torchgeo.datasets.utils import GeoSlice
 
 from cmt_geo.data.labels import IGNORE_INDEX, RGB, LabelCoding
-from cmt_geo.data.splits import select_split
-from cmt_geo.data.tiles import Problem, RasterInfo, Tile, TileFiles, inspect_tiles, open_raster
-from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidRasterError
+from cmt_geo.data.splits import carving_warning, check_split, describe_splits, split_tiles
+from cmt_geo.data.tiles import CheckOptions, CheckPlan, LayoutPaths, Problem, Tile, TileFiles, inspect_tiles
+from cmt_geo.errors import ConfigError, DatasetNotFoundError, IndexTypeError, InvalidRasterError
+from cmt_geo.io.raster import RasterInfo, open_raster, read_window
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +72,13 @@ def nodata_values(image: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[
 
 
 def check_command(dataset: str, root: object, labels: object = None) -> str:
-    """The `cmtgeo data check` command line that lists every problem of a dataset (`labels` for "raster" only)."""
-    return f"cmtgeo data check --dataset {dataset} {root}" + ("" if labels is None else f" --labels {labels}")
+    """How to list every problem of a dataset: the `cmtgeo data check` command and the Python call."""
+    flags = "" if labels is None else f" --labels {labels}"
+    options = "" if labels is None else f", CheckOptions(labels={str(labels)!r})"
+    return (
+        f"`cmtgeo data check --dataset {dataset} {root}{flags}` "
+        f"(Python: `cmt_geo.data.check_dataset({dataset!r}, {str(root)!r}{options})`)"
+    )
 
 
 def raise_fatal(problems: Sequence[Problem], command: str) -> None:
@@ -80,7 +88,7 @@ def raise_fatal(problems: Sequence[Problem], command: str) -> None:
         return
     error = fatal[0].error()
     if len(fatal) > 1:
-        error.args = (f"{error.args[0]} ({len(fatal) - 1} more problems: run `{command}` to list them all)",)
+        error.args = (f"{error.args[0]} ({len(fatal) - 1} more problems: run {command} to list them all)",)
     raise error
 
 
@@ -94,7 +102,8 @@ def layout_tiles(
 
     Ungeoreferenced tiles (or `georeferenced=False`) are laid side by side in pixel space (resolution 1, no CRS).
     Georeferenced tiles keep their coordinates in `crs` (default: the first tile's) at `res` (default: the first
-    tile's, converted to `crs` units when the CRS differs); a tile in another CRS or resolution is warped on the fly.
+    tile's, converted to `crs` units when the CRS differs); a tile in another CRS or resolution is warped on the fly,
+    with a warning naming it.
 
     Returns:
         The tiles, the dataset CRS, and its (x, y) resolution.
@@ -131,12 +140,25 @@ def layout_tiles(
             tiles.append(Tile(files, info.height, info.width, info.transform, bands, info.nodata))
             continue
         transform, width, height = _warped_grid(info, target_crs, target_res)
+        logger.warning(
+            "%s is in %s and is warped on the fly to the dataset's %s; reproject it beforehand, or choose the "
+            "dataset grid with crs= and res=",
+            files.image,
+            _grid_name(info.crs, _resolution(info.transform)),
+            _grid_name(target_crs, target_res),
+        )
         tiles.append(Tile(files, height, width, transform, bands, info.nodata, warp=True))
     return tiles, target_crs, target_res
 
 
 def _resolution(transform: Affine) -> tuple[float, float]:
     return abs(transform.a), abs(transform.e)
+
+
+def _grid_name(crs: CRS, res: tuple[float, float]) -> str:
+    """A CRS and resolution as people read them, e.g. "EPSG:3435 at 10 x 10 US survey foot"."""
+    units = crs.linear_units if crs.is_projected else "degree"
+    return f"{crs.to_string()} at {res[0]:.6g} x {res[1]:.6g} {units}"
 
 
 def _warped_grid(info: RasterInfo, crs: CRS, res: tuple[float, float] | None = None) -> tuple[Affine, int, int]:
@@ -153,6 +175,7 @@ def _warped_grid(info: RasterInfo, crs: CRS, res: tuple[float, float] | None = N
 def load_split(
     found: Sequence[TileFiles],
     problems: Sequence[Problem],
+    *,
     split: str,
     options: SplitOptions,
     label_bands: int,
@@ -163,10 +186,22 @@ def load_split(
 ) -> tuple[list[Tile], CRS | None, tuple[float, float]]:
     """Choose a split's tiles, inspect them, raise on the first real problem, and place them (see `layout_tiles`).
 
-    Problems of other official splits do not stop loading this one; warnings are logged. `dataset`, `root` and
-    `labels` make the `cmtgeo data check` command that errors point to (see `check_command`).
+    Problems of other official splits do not stop loading this one; warnings are logged. Which tiles went to which
+    split is logged (INFO), with a warning when carving validation leaves train or val empty or takes one of only
+    two training tiles. `dataset`, `root` and `labels` make the `cmtgeo data check` command that errors point to
+    (see `check_command`).
+
+    Raises:
+        ConfigError: an unknown split, or bad split options.
     """
-    chosen = select_split(found, split, options.val_fraction, options.val_tiles, options.seed, options.test_source)
+    check_split(split)
+    splits = split_tiles(found, options.val_fraction, options.val_tiles, options.seed, options.test_source)
+    logger.info("%s splits in %s: %s", dataset, root, describe_splits(splits))
+    carving = bool(options.val_tiles) if options.val_tiles is not None else options.val_fraction > 0
+    warning = carving_warning(splits) if carving and split != "test" else None
+    if warning is not None:
+        logger.warning("%s: %s", root, warning)
+    chosen = splits[split]
     source = options.test_source if split == "test" else "train"
     usable, header_problems = inspect_tiles(chosen, label_bands)
     relevant = [problem for problem in problems if problem.split in (None, source)]
@@ -176,7 +211,7 @@ def load_split(
         logger.warning("%s: %s", problem.path, problem.message)
     if not usable:
         raise DatasetNotFoundError(
-            f"no {split} tiles in {str(root)!r}; check the folder layout (`{command}`) or the split options"
+            f"no {split} tiles in {str(root)!r}; check the folder layout ({command}) or the split options"
         )
     return layout_tiles(usable, **placement)
 
@@ -186,7 +221,7 @@ class TiledSegmentationDataset(GeoDataset):
 
     Samples hold "image" (C, H, W) float32 (no-data values and padding read as 0), "mask" (H, W) int64 class
     indices with `IGNORE_INDEX` where there is no label (no-data, eroded boundaries, outside the tiles), "bounds" and
-    "transform" as TorchGeo gives them.
+    "transform" as TorchGeo lays them out but in float64 (float32 rounds UTM northings to the metre).
     Only the asked window is read from each file; file handles are opened once per worker process.
 
     Args:
@@ -215,6 +250,7 @@ class TiledSegmentationDataset(GeoDataset):
         tiles: Sequence[Tile],
         label_coding: LabelCoding | None,
         band_names: Sequence[str],
+        *,
         crs: CRS | None = None,
         res: tuple[float, float] = (1.0, 1.0),
         transforms: SampleTransform | None = None,
@@ -243,6 +279,28 @@ class TiledSegmentationDataset(GeoDataset):
         self._handles_pid = os.getpid()
         self._bounds = super().bounds
 
+    @classmethod
+    def scan(cls, root: Path) -> tuple[list[TileFiles], list[Problem]]:
+        """Every tile found in a dataset folder, and the problems of its layout."""
+        raise NotImplementedError(f"{cls.__name__} has no folder layout to scan")
+
+    @classmethod
+    def label_coding_of(cls, unknown: Literal["error", "ignore"] = "error") -> LabelCoding:
+        """How the dataset's label rasters store its classes."""
+        raise NotImplementedError(f"{cls.__name__} has no fixed label coding")
+
+    @classmethod
+    def layout_paths(cls, name: str, split: str) -> LayoutPaths:
+        """Where the files of tile `name` of `split` go in the dataset's layout (what `write_synthetic` writes)."""
+        raise NotImplementedError(f"{cls.__name__} has no folder layout")
+
+    @classmethod
+    def plan_check(cls, root: Path, options: CheckOptions) -> CheckPlan:
+        """What `check_dataset` verifies in `root`: here every tile `scan` finds, for datasets without options."""
+        options.refuse(cls.name, *(field.name for field in dataclasses.fields(CheckOptions)))
+        found, problems = cls.scan(root)
+        return CheckPlan(found, problems=problems, coding=cls.label_coding_of(), classes=cls.classes)
+
     @property
     def bounds(self) -> tuple[slice, slice, slice]:
         """Bounding x, y and t slices of all tiles (computed once: the tiles never move)."""
@@ -267,6 +325,8 @@ class TiledSegmentationDataset(GeoDataset):
         """The sample at a pixel window of one tile, or at a spatial slice (TorchGeo's indexing).
 
         Raises:
+            IndexTypeError: the index is neither a `PatchWindow` nor a `GeoSlice` (e.g. an int, as a `DataLoader`
+                without a sampler gives).
             IndexError: the window or slice does not touch any tile.
             ConfigError: the slice asks for another resolution than the dataset's.
         """
@@ -279,9 +339,14 @@ class TiledSegmentationDataset(GeoDataset):
                 slice(min(x0, x1), max(x0, x1), self.res[0]),
                 slice(min(y0, y1), max(y0, y1), self.res[1]),
             )
-        else:
+        elif isinstance(index, slice) or (isinstance(index, tuple) and all(isinstance(i, slice) for i in index)):
             geoslice = index
             image, mask = self._read_slice(index)
+        else:
+            raise IndexTypeError(
+                f"{type(self).__name__} is indexed by a PatchWindow(tile, row, col, height, width) or a GeoSlice, "
+                f"not {index!r}; or let a sampler choose: DataLoader(dataset, sampler=RandomPatchSampler(dataset, 256))"
+            )
         x, y, _ = self._disambiguate_slice(geoslice)
         transform = Affine(x.step, 0.0, x.start, 0.0, -y.step, y.stop)
         if not self.compact:
@@ -290,11 +355,17 @@ class TiledSegmentationDataset(GeoDataset):
             "image": torch.from_numpy(image),
             "mask": torch.from_numpy(mask),
             "bounds": self._slice_to_tensor(geoslice),
-            "transform": torch.tensor(tuple(transform)[:6]),
+            "transform": torch.tensor(tuple(transform)[:6], dtype=torch.float64),
         }
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def _slice_to_tensor(self, index: GeoSlice) -> torch.Tensor:
+        """TorchGeo's [xmin, xmax, xres, ymin, ymax, yres, tmin, tmax, tres] of a slice, in float64."""
+        x, y, t = self._disambiguate_slice(index)
+        bounds = [x.start, x.stop, x.step, y.start, y.stop, y.step, t.start.timestamp(), t.stop.timestamp(), t.step]
+        return torch.tensor(bounds, dtype=torch.float64)
 
     def _read_patch(self, window: PatchWindow) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint8]]:
         if not 0 <= window.tile < len(self.tiles):
@@ -355,13 +426,13 @@ class TiledSegmentationDataset(GeoDataset):
         """Image (C, h, w) in its stored dtype (no-data values read as 0) and mask (h, w) of a window inside a tile."""
         source = self.tiles[tile]
         handle = self._handle(tile, label=False)
-        image = handle.read(source.image_bands, window=window)
+        image = read_window(handle, source.image_bands, window, source.files.image)
         mask = self._read_label(tile, window)
         nodata = nodata_values(image, source.nodata)
         mask[nodata.all(axis=0)] = IGNORE_INDEX
         image[nodata] = 0
         if source.warp:
-            mask[handle.read_masks(1, window=window) == 0] = IGNORE_INDEX
+            mask[read_window(handle, 1, window, source.files.image, masks=True) == 0] = IGNORE_INDEX
         return image, mask
 
     def _read_label(self, tile: int, window: Window) -> npt.NDArray[np.uint8]:
@@ -370,7 +441,7 @@ class TiledSegmentationDataset(GeoDataset):
         if source.files.label is None or self.label_coding is None:
             return np.full((int(window.height), int(window.width)), IGNORE_INDEX, dtype=np.uint8)
         bands = list(range(1, self.label_coding.bands + 1))
-        raw = self._handle(tile, label=True).read(bands, window=window)
+        raw = read_window(self._handle(tile, label=True), bands, window, source.files.label)
         return self.label_coding.decode(raw, source.files.label)
 
     def _dtype(self, tile: int) -> np.dtype[Any]:

@@ -1,33 +1,28 @@
-"""Verify a dataset folder: list every problem with its path, or summarise tiles per split and pixels per class."""
+"""Verify a dataset folder: list every problem with its path, or summarise tiles per split and pixels per class.
+
+Every file the check vouches for is decoded block by block, so a truncated or corrupt file is found here rather
+than in the middle of training.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from rasterio.windows import Window
 
-from cmt_geo.data.isprs import ISPRSDataset, Potsdam, Vaihingen
-from cmt_geo.data.labels import LabelCoding
-from cmt_geo.data.loveda import LoveDA
-from cmt_geo.data.raster import VECTOR_SUFFIXES, RasterSegmentation
-from cmt_geo.data.tiles import Problem, TileFiles, inspect_tiles, open_raster
-from cmt_geo.data.uavid import UAVid
-from cmt_geo.errors import ConfigError, DatasetNotFoundError
-
-#: Datasets `check_dataset` knows, by the name `cmtgeo data check --dataset` takes.
-CHECKABLE: dict[str, type[Vaihingen | Potsdam | UAVid | LoveDA | RasterSegmentation]] = {
-    "vaihingen": Vaihingen,
-    "potsdam": Potsdam,
-    "uavid": UAVid,
-    "loveda": LoveDA,
-    "raster": RasterSegmentation,
-}
-
-_ROWS_PER_READ = 512
+from cmt_geo.data.base import SplitOptions
+from cmt_geo.data.labels import IGNORE_INDEX, LabelCoding, nodata_class_warning
+from cmt_geo.data.registry import dataset_class
+from cmt_geo.data.splits import select_split
+from cmt_geo.data.tiles import CheckOptions, CheckPlan, Problem, TileFiles, inspect_tiles
+from cmt_geo.errors import DatasetNotFoundError, InvalidRasterError
+from cmt_geo.io.raster import RasterInfo, read_header, verify_raster
+from cmt_geo.progress import NullProgress, Progress
 
 
 @dataclass
@@ -38,8 +33,10 @@ class CheckReport:
         dataset: dataset name.
         root: the folder checked.
         problems: every problem, fatal ones and warnings.
-        tiles_per_split: readable tiles per official split.
-        pixels_per_class: labelled pixels per class name (ignored pixels under "ignored").
+        tiles_per_split: readable tiles per split, named as the datasets' `split=` argument names them ("train",
+            "val" as carved by default, "test"), plus "unlabelled" for official tiles whose labels are withheld.
+        pixels_per_class: labelled pixels per class name (ignored pixels under "ignored"); for rasters checked
+            without class names, per label value that occurs.
     """
 
     dataset: str
@@ -54,87 +51,137 @@ class CheckReport:
         return not any(problem.fatal for problem in self.problems)
 
 
-def check_dataset(dataset: str, root: str | Path, labels: str | Path | None = None) -> CheckReport:
-    """Check a dataset folder: layout, pairs, readability, sizes, grids, band counts and every label colour or value.
-
-    ISPRS datasets have both their full and eroded labels checked; a missing label that `labels="auto"` does not
-    load is a warning. Label rasters are read whole, a strip at a time, so memory stays small on 6000x6000 tiles.
-    The user's own rasters ("raster") are checked for pairs, readability, sizes, grids and band counts; their label
-    values are not checked, since their classes are not known here.
+def check_dataset(
+    dataset: str,
+    root: str | Path,
+    options: CheckOptions | None = None,
+    progress: Progress | None = None,
+) -> CheckReport:
+    """Check a dataset folder: layout, pairs, sizes, grids, band counts, every block of every file, label values.
 
     Args:
-        dataset: one of `CHECKABLE`.
-        root: the unpacked dataset folder; for "raster", an image file or a folder of images.
-        labels: for "raster" only, the class raster or the folder of class rasters paired with the images by file
-            name (a vector file is not paired: only the images are checked).
+        dataset: a name from `cmt_geo.data.DATASET_NAMES`.
+        root: the unpacked dataset folder; for "raster", an image file, a folder of images, or a folder holding
+            `images/` and `labels/`.
+        options: labels and label options (see `CheckOptions`); a dataset refuses options it has no use for.
+        progress: told the rows decoded so far (of all files).
 
     Raises:
-        ConfigError: an unknown dataset name, or `labels` with another dataset than "raster".
-        DatasetNotFoundError: the folder does not exist.
+        ConfigError: an unknown dataset name, or an option the dataset has no use for.
+        DatasetNotFoundError: the folder (or file) does not exist.
     """
-    if dataset not in CHECKABLE:
-        raise ConfigError(f"cannot check dataset {dataset!r}; use one of {', '.join(CHECKABLE)}")
-    if labels is not None and dataset != "raster":
-        raise ConfigError(f"labels={str(labels)!r} was given for {dataset}; --labels is only for --dataset raster")
     folder = Path(root).expanduser()
-    if dataset == "raster" and not folder.exists():
-        raise DatasetNotFoundError(f"{folder} does not exist; give an image or a folder of images")
-    if dataset != "raster" and not folder.is_dir():
-        raise DatasetNotFoundError(f"{folder} is not a folder; give the unpacked {dataset} dataset folder")
-    kind = CHECKABLE[dataset]
+    if not folder.exists():
+        raise DatasetNotFoundError(f"{folder} does not exist; give the unpacked {dataset} dataset folder")
+    options = options or CheckOptions()
+    kind = dataset_class(dataset)
     report = CheckReport(dataset, folder)
     try:
-        found, report.problems = _scan(kind, folder, labels)
+        plan = kind.plan_check(folder, options)
     except DatasetNotFoundError as exc:
         report.problems = [Problem("missing", folder, str(exc).removeprefix(f"{folder}: "))]
         return report
-    checked = list(found)
-    if issubclass(kind, ISPRSDataset):
-        unused, warnings = kind.unused_labels(folder, found)
-        checked += unused
-        report.problems += warnings
-    coding = None if issubclass(kind, RasterSegmentation) else kind.label_coding_of("ignore")
-    usable, header_problems = inspect_tiles(checked, coding.bands if coding else 1)
-    report.problems = list(dict.fromkeys([*report.problems, *header_problems]))  # an image shared by two labels
-    report.tiles_per_split = dict(Counter(split for _, split in {(files.name, files.split) for files, _ in usable}))
-    if coding is None:
-        return report
-    pixels = np.zeros(256, dtype=np.int64)
-    loaded = set(found)
-    for files, info in usable:
-        if files.label is not None:
-            counts = _check_label(files.label, info.height, info.width, coding, report.problems)
-            if files in loaded:
-                pixels += counts
-    report.pixels_per_class = {name: int(pixels[index]) for index, name in enumerate(kind.classes)}
-    report.pixels_per_class["ignored"] = int(pixels[len(kind.classes) :].sum())
+    coding = plan.coding
+    usable, header_problems = inspect_tiles([*plan.loaded, *plan.extra], coding.bands if coding else 1)
+    report.problems = list(dict.fromkeys([*plan.problems, *header_problems]))  # an image shared by two labels
+    pixels, unreadable = _verify_files(usable, set(plan.loaded), plan, report.problems, progress or NullProgress())
+    readable = [files for files, _ in usable if files.image not in unreadable and files.label not in unreadable]
+    report.tiles_per_split = _tiles_per_split([files for files in readable if files in set(plan.loaded)])
+    if coding is not None:
+        counts = {name: int(pixels[index]) for index, name in enumerate(plan.classes)}
+        if len(plan.classes) == IGNORE_INDEX:  # raster labels checked without class names: values that occur
+            counts = {name: count for name, count in counts.items() if count}
+        report.pixels_per_class = {**counts, "ignored": int(pixels[len(plan.classes) :].sum())}
     return report
 
 
-def _scan(
-    kind: type[Vaihingen | Potsdam | UAVid | LoveDA | RasterSegmentation], folder: Path, labels: str | Path | None
-) -> tuple[list[TileFiles], list[Problem]]:
-    """The tiles a dataset loads by default, and the problems of its layout."""
-    if not issubclass(kind, RasterSegmentation):
-        return kind.scan(folder)
-    label_path = Path(labels).expanduser() if labels is not None else None
-    rasters = [label_path] if label_path is not None and label_path.suffix.lower() not in VECTOR_SUFFIXES else []
-    return kind.scan([folder], rasters, labelled=bool(rasters))
+def _verify_files(
+    usable: list[tuple[TileFiles, RasterInfo]],
+    loaded: set[TileFiles],
+    plan: CheckPlan,
+    problems: list[Problem],
+    progress: Progress,
+) -> tuple[npt.NDArray[np.int64], set[Path]]:
+    """Decode every image and label of the usable tiles; add a problem per unreadable file or unknown label code.
 
-
-def _check_label(
-    path: Path, height: int, width: int, coding: LabelCoding, problems: list[Problem]
-) -> npt.NDArray[np.int64]:
-    """Pixels per mask value (256) of a label raster, read a strip at a time; unknown codes become a problem."""
-    unknown: Counter[str] = Counter()
+    Returns:
+        Pixels per mask value (256) of the labels of `loaded` tiles, and the files that could not be decoded.
+    """
+    coding, classes = plan.coding, plan.classes
     pixels = np.zeros(256, dtype=np.int64)
-    with open_raster(path) as src:
-        bands = list(range(1, coding.bands + 1))
-        for top in range(0, height, _ROWS_PER_READ):
-            raw = src.read(bands, window=Window(0, top, width, min(_ROWS_PER_READ, height - top)))
-            unknown.update(coding.unknown_codes(raw))
-            pixels += np.bincount(coding.decode(raw).ravel(), minlength=256)
+    unreadable: set[Path] = set()
+    decoded: set[Path] = set()
+    total = sum(info.height * (1 + (files.label is not None)) for files, info in usable)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        progress.report(done, total, "decoding every block")
+
+    for files, info in usable:
+        for path, label in ((files.image, False), (files.label, True)):
+            if path is None:
+                continue
+            if path in decoded or path in unreadable:
+                advance(info.height)
+                continue
+            counts = np.zeros(256, dtype=np.int64)
+            try:
+                _verify(path, (coding, classes) if label and coding else None, counts, problems, advance)
+            except InvalidRasterError as exc:
+                problems.append(Problem("unreadable", path, str(exc).replace(f"{str(path)!r} ", "", 1)))
+                unreadable.add(path)
+                continue
+            decoded.add(path)
+            if label and files in loaded:
+                pixels += counts
+    return pixels, unreadable
+
+
+def _verify(
+    path: Path,
+    label: tuple[LabelCoding, tuple[str, ...]] | None,
+    pixels: npt.NDArray[np.int64],
+    problems: list[Problem],
+    advance: Callable[[int], None],
+) -> None:
+    """Decode one file; for a label (its coding and class names), add its mask values to `pixels` and report codes
+    that are not classes and a no-data value that is a class."""
+    unknown: Counter[str] = Counter()
+    if label is None:
+        verify_raster(path, None, None, advance)
+        return
+    coding, classes = label
+    tolerant = dataclasses.replace(coding, unknown="ignore")
+    nodata = read_header(path).nodata
+    collides = coding.bands == 1 and nodata is not None and nodata in coding.codes
+    nodata_pixels = 0
+
+    def visit(strip: npt.NDArray[np.generic]) -> None:
+        nonlocal nodata_pixels
+        unknown.update(coding.unknown_codes(strip))
+        pixels[:] += np.bincount(tolerant.decode(strip).ravel(), minlength=256)
+        if collides:
+            nodata_pixels += int((strip[0] == nodata).sum())
+
+    verify_raster(path, list(range(1, coding.bands + 1)), visit, advance)
     if unknown:
         listed = ", ".join(f"{code} ({count} px)" for code, count in unknown.most_common(5))
         problems.append(Problem("labels", path, f"holds label colours or values that are not classes: {listed}"))
-    return pixels
+    if collides and nodata is not None:
+        value = int(nodata)
+        name = classes[coding.codes.index(value)]
+        message = nodata_class_warning(value, name, value in coding.ignore_codes, nodata_pixels)
+        problems.append(Problem("labels", path, message, fatal=False))
+
+
+def _tiles_per_split(loaded: list[TileFiles]) -> dict[str, int]:
+    """Tiles per split as the datasets load them with default split options."""
+    options = SplitOptions()
+    counts = {
+        split: len(select_split(loaded, split, options.val_fraction, options.val_tiles, options.seed))
+        for split in ("train", "val", "test")
+    }
+    counts["unlabelled"] = sum(files.split == "unlabelled" for files in loaded)
+    return {split: count for split, count in counts.items() if count}

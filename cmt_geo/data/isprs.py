@@ -9,7 +9,17 @@ from typing import ClassVar, Literal
 
 from cmt_geo.data.base import SampleTransform, SplitOptions, TiledSegmentationDataset, load_split
 from cmt_geo.data.labels import RGB, LabelCoding
-from cmt_geo.data.tiles import Problem, TileFiles, files_by_name, missing_labels, missing_official, orphan_labels
+from cmt_geo.data.tiles import (
+    CheckOptions,
+    CheckPlan,
+    LayoutPaths,
+    Problem,
+    TileFiles,
+    files_by_name,
+    missing_labels,
+    missing_official,
+    orphan_labels,
+)
 from cmt_geo.errors import ConfigError, DatasetNotFoundError
 
 LabelKind = Literal["auto", "full", "eroded"]
@@ -81,10 +91,13 @@ class ISPRSDataset(TiledSegmentationDataset):
         self.root = Path(root).expanduser()
         order = bands or self.default_bands
         found, problems = self.scan(self.root, order, labels, exclude_tiles)
-        tiles, crs, res = load_split(found, problems, split, split_options or SplitOptions(), 3, self.name, self.root)
-        super().__init__(
-            tiles, self.label_coding_of(unknown_labels), self.band_names_of[order], crs, res, transforms, compact
+        options = split_options or SplitOptions()
+        tiles, crs, res = load_split(
+            found, problems, split=split, options=options, label_bands=3, dataset=self.name, root=self.root
         )
+        coding = self.label_coding_of(unknown_labels)
+        names = self.band_names_of[order]
+        super().__init__(tiles, coding, names, crs=crs, res=res, transforms=transforms, compact=compact)
 
     default_bands: ClassVar[str]
 
@@ -131,17 +144,33 @@ class ISPRSDataset(TiledSegmentationDataset):
             {name: path for name, path in cls._labels(root, kind).items() if name not in excluded}
             for kind in ("full", "eroded")
         )
-        found, problems = [], []
+        found, problems, fallback = [], [], []
         for name, (path, source) in sorted(images.items()):
             split = split_of.get(name)
             if split is None:
                 problems.append(Problem("extra", path, f"tile {name} is not an official tile; it is skipped", False))
                 continue
-            label = (eroded if cls._label_kind(labels, split) == "eroded" else full).get(name)
+            kind = cls._label_kind(labels, split)
+            label = (eroded if kind == "eroded" else full).get(name)
+            if label is None and labels == "auto" and kind == "eroded" and name in full:
+                label = full[name]
+                fallback.append(name)
             found.append(TileFiles(name, name, split, path, label, source.bands, source.count))
+        if fallback:
+            problems.append(
+                Problem(
+                    "missing",
+                    root,
+                    f"no eroded (noBoundary) labels for test tiles {_listed(fallback)}: the test split uses their full "
+                    "labels instead, so scores are not the benchmark protocol's; unpack the eroded-label archive, or "
+                    "choose labels='full' (--labels-kind full) to say so",
+                    fatal=False,
+                )
+            )
         hint = (
             f"put {cls.label_prefix}{{name}}<suffix> (full labels: {cls.label_suffix['full']}, eroded: "
-            f"{cls.label_suffix['eroded']}) in {root} or its label folders, or pass labels='full' or 'eroded'"
+            f"{cls.label_suffix['eroded']}) in {root} or its label folders, or choose the labels you have with "
+            "labels='full' or 'eroded' (--labels-kind)"
         )
         problems += missing_labels(found, ("train", "test"), hint)
         problems += orphan_labels(full, set(images), split_of) + orphan_labels(eroded, set(images), split_of)
@@ -150,31 +179,46 @@ class ISPRSDataset(TiledSegmentationDataset):
         return found, problems
 
     @classmethod
-    def unused_labels(cls, root: Path, found: Sequence[TileFiles]) -> tuple[list[TileFiles], list[Problem]]:
-        """The labels that `labels="auto"` leaves unread (full labels of test tiles, eroded labels of training tiles),
-        as tiles for `check_dataset` to inspect, and a warning per label kind naming the tiles without one.
+    def layout_paths(cls, name: str, split: str) -> LayoutPaths:
+        """Where tile `name` goes: the imagery with the most bands, full labels and eroded labels in their folders."""
+        order = max(cls.image_sources, key=lambda key: cls.image_sources[key][0].count)
+        source = cls.image_sources[order][0]
+        full, eroded = (
+            f"{cls.label_folders[kind][0]}/{cls.label_prefix}{name}{cls.label_suffix[kind]}"
+            for kind in ("full", "eroded")
+        )
+        return LayoutPaths(
+            f"{source.folder}/{source.prefix}{name}{source.suffix}", cls.band_names_of[order], full, eroded
+        )
 
-        Args:
-            root: the unpacked dataset folder.
-            found: the tiles as `scan` found them with `labels="auto"`.
-        """
+    @classmethod
+    def plan_check(cls, root: Path, options: CheckOptions) -> CheckPlan:
+        """Every tile with the labels `options.labels_kind` loads, plus every label of the other kind."""
+        options.refuse(cls.name, "labels", "classes", "class_column", "label_nodata")
+        found, problems = cls.scan(root, labels=options.labels_kind)
+        extra, warnings = cls._other_labels(root, found, options.labels_kind)
+        return CheckPlan(found, extra, [*problems, *warnings], cls.label_coding_of(), cls.classes)
+
+    @classmethod
+    def _other_labels(
+        cls, root: Path, found: Sequence[TileFiles], labels: LabelKind
+    ) -> tuple[list[TileFiles], list[Problem]]:
+        """The labels the tiles do not load, as tiles, and a warning per label kind naming the tiles without one
+        (tiles whose missing label `scan` already reported are left out)."""
         tiles: list[TileFiles] = []
         absent: dict[str, list[str]] = {"full": [], "eroded": []}
         paths = {kind: cls._labels(root, kind) for kind in absent}
         for files in found:
-            kind = "full" if cls._label_kind("auto", files.split) == "eroded" else "eroded"
-            label = paths[kind].get(files.name)
-            if label is None:
-                absent[kind].append(files.name)
-            else:
-                tiles.append(replace(files, label=label))
+            for kind, of_kind in paths.items():
+                label = of_kind.get(files.name)
+                fell_back = kind == "eroded" and labels == "auto" and files.split == "test"
+                if label is None and files.label is not None and not fell_back:
+                    absent[kind].append(files.name)
+                elif label is not None and label != files.label:
+                    tiles.append(replace(files, label=label))
         problems = [
             Problem(
-                "missing",
-                root,
-                f"no {kind} label for tiles {', '.join(names[:10])}{' …' if len(names) > 10 else ''}; only "
-                f"labels='{kind}' needs them",
-                fatal=False,
+                "missing", root, f"no {kind} label for tiles {_listed(names)}; only labels='{kind}' needs them", False
             )
             for kind, names in absent.items()
             if names
@@ -192,6 +236,10 @@ class ISPRSDataset(TiledSegmentationDataset):
         for folder in (root, *(root / sub for sub in cls.label_folders[kind])):
             found.update(files_by_name(folder, cls.label_suffix[kind], cls.label_prefix))
         return found
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 _VAIHINGEN_PREFIX = "top_mosaic_09cm_area"

@@ -10,10 +10,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from cmt_geo.card import IGNORE_INDEX
 from cmt_geo.errors import InvalidLabelError
-
-#: Mask value of pixels that carry no label (no-data, eroded boundaries, outside the raster); losses ignore it.
-IGNORE_INDEX = 255
 
 RGB = tuple[int, int, int]
 
@@ -26,6 +24,17 @@ def _code_name(code: int, bands: int) -> str:
     if bands == 3:
         return f"({code >> 16}, {(code >> 8) & 255}, {code & 255})"
     return str(code)
+
+
+def nodata_class_warning(value: int, name: str, ignored: bool, pixels: int | None = None) -> str:
+    """What a label raster whose no-data `value` is also class `name` means for its pixels (`pixels` of them)."""
+    count = "pixels" if pixels is None else f"{pixels} px"
+    fate = (
+        "ignored (label_nodata='ignore')"
+        if ignored
+        else "kept as that class; pass label_nodata='ignore' (--label-nodata ignore) to ignore them"
+    )
+    return f"declares no-data {value}, which is class {name!r}: its {count} are {fate}"
 
 
 @dataclass(frozen=True)
@@ -115,9 +124,27 @@ class LabelCoding:
 
     def _unknown_error(self, code: str, source: str | Path) -> InvalidLabelError:
         return InvalidLabelError(
-            f"label {str(source)!r} holds {code}, which is not a class of this dataset; run `cmtgeo data check` to "
-            "list every bad label, fix the file, or pass unknown_labels='ignore'"
+            f"label {str(source)!r} holds {code}, which is not a class of this dataset; list every bad label with "
+            "`cmtgeo data check` (Python: cmt_geo.data.check_dataset), then fix the file, or pass "
+            "unknown_labels='ignore' to the dataset to ignore such pixels"
         )
+
+    def encode(self, classes: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+        """The (bands, H, W) uint8 label raster of (H, W) class indices; `IGNORE_INDEX` gets the first ignore code.
+
+        Raises:
+            InvalidLabelError: a class index without a code, or ignored pixels and no ignore code.
+        """
+        table = np.array([*self.codes, self.ignore_codes[0] if self.ignore_codes else -1], dtype=np.int64)
+        index = np.where(classes == IGNORE_INDEX, len(self.codes), classes.astype(np.int64))
+        if index.min(initial=0) < 0 or index.max(initial=0) > len(self.codes):
+            raise InvalidLabelError(f"class indices must be 0..{len(self.codes) - 1} or {IGNORE_INDEX}")
+        codes = table[index]
+        if (codes < 0).any() or (codes > (255 if self.bands == 1 else 0xFFFFFF)).any():
+            raise InvalidLabelError("these classes have no 8-bit code: the labels cannot be written as bytes")
+        if self.bands == 1:
+            return codes[None].astype(np.uint8)
+        return np.stack([(codes >> shift) & 255 for shift in (16, 8, 0)]).astype(np.uint8)
 
     def unknown_codes(self, array: npt.NDArray[np.generic]) -> dict[str, int]:
         """The codes in a (bands, H, W) label array that are not classes nor ignored, with their pixel counts."""

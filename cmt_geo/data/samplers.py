@@ -4,25 +4,49 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 from torch.utils.data import Sampler
 
 from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset, nodata_values
 from cmt_geo.errors import ConfigError
+from cmt_geo.io.raster import read_window
 
 #: Draws per wanted patch before a random sampler gives up avoiding a patch it already drew this epoch.
 _MAX_TRIES = 50
 
 
+def _whole(value: object, minimum: int) -> TypeGuard[int | np.integer[Any]]:
+    """True when `value` is an integer (Python or NumPy, not a bool) of at least `minimum`."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and bool(value >= minimum)
+
+
+def _count(value: object, what: str, minimum: int) -> int:
+    """`value` as an int.
+
+    Raises:
+        ConfigError: `value` is not an integer of at least `minimum` (the message names the argument `what`).
+    """
+    if not _whole(value, minimum):
+        raise ConfigError(f"{what}={value!r} must be a whole number of at least {minimum}")
+    return int(value)
+
+
 def _pair(size: int | tuple[int, int], what: str) -> tuple[int, int]:
-    height, width = (size, size) if isinstance(size, int) else size
-    if height < 1 or width < 1:
-        raise ConfigError(f"{what}={size!r} must be positive pixel counts, e.g. 256 or (256, 256)")
-    return int(height), int(width)
+    """(height, width) of a patch size or stride given as one number or a pair.
+
+    Raises:
+        ConfigError: `size` is not a positive integer or a pair of them (the message names the argument `what`).
+    """
+    pair = tuple(size) if isinstance(size, tuple | list) else (size, size)
+    if len(pair) != 2 or not all(_whole(value, 1) for value in pair):
+        raise ConfigError(f"{what}={size!r} must be positive whole pixel counts, e.g. {what}=256 or (256, 256)")
+    return int(pair[0]), int(pair[1])
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -40,7 +64,8 @@ def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
             f"{given}={rank if world_size is None else world_size} without {missing}; pass both or neither "
             "(neither takes them from torch.distributed)"
         )
-    if not 0 <= rank < world_size:
+    rank, world_size = _count(rank, "rank", 0), _count(world_size, "world_size", 1)
+    if rank >= world_size:
         raise ConfigError(f"rank={rank} is outside 0..{world_size - 1} for world_size={world_size}")
     return rank, world_size
 
@@ -73,11 +98,16 @@ class ValidityMap:
         shape = (math.ceil(source.height / cell), math.ceil(source.width / cell))
         handle = dataset._handle(tile, label=False)
         valid = np.ones(shape, dtype=bool)
+        whole = Window(0, 0, source.width, source.height)
         if source.nodata is not None:
-            image = handle.read(source.image_bands, out_shape=(len(source.image_bands), *shape))
+            out_shape = (len(source.image_bands), *shape)
+            image = read_window(handle, source.image_bands, whole, source.files.image, out_shape=out_shape)
             valid &= ~nodata_values(image, source.nodata).all(axis=0)
         if source.warp:
-            valid &= handle.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
+            mask = read_window(
+                handle, 1, whole, source.files.image, masks=True, out_shape=shape, resampling=Resampling.nearest
+            )
+            valid &= mask > 0
         self.cells = valid
 
     def area(self, tile_height: int, tile_width: int) -> float:
@@ -167,7 +197,7 @@ class RandomPatchSampler(_PatchSampler):
     ) -> None:
         super().__init__(dataset, size, rank, world_size, skip_nodata)
         height, width = self.size
-        self.seed = seed
+        self.seed = _count(seed, "seed", 0)
         tiles = dataset.tiles
         self.areas = np.array([v.area(t.height, t.width) for v, t in zip(self.validity, tiles, strict=True)])
         if not self.areas.sum():
@@ -175,9 +205,7 @@ class RandomPatchSampler(_PatchSampler):
         if length is None:
             total = sum(max(1, tile.height // height) * max(1, tile.width // width) for tile in tiles)
             length = math.ceil(total / self.world_size)
-        if length < 1:
-            raise ConfigError(f"length={length} must be at least 1 patch per epoch")
-        self.length = length
+        self.length = _count(length, "length", 1)
 
     def __len__(self) -> int:
         return self.length

@@ -2,15 +2,12 @@
 
 A scene is drawn as vector objects, then rendered strip by strip, so any size fits in memory. The same seed gives
 the same scene. Classes follow the ISPRS scheme; writers save a georeferenced GeoTIFF pair or the Vaihingen,
-Potsdam, UAVid and LoveDA layouts.
+Potsdam, UAVid and LoveDA layouts, each at the paths and in the label coding its dataset class defines.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +23,12 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from shapely import affinity
 
-from cmt_geo.data.isprs import ISPRSDataset, Potsdam, Vaihingen
+from cmt_geo.data.isprs import ISPRSDataset
 from cmt_geo.data.labels import IGNORE_INDEX
-from cmt_geo.data.uavid import UAVid
-from cmt_geo.errors import ConfigError, OutputExistsError
+from cmt_geo.data.registry import dataset_class
+from cmt_geo.errors import ConfigError
+from cmt_geo.io.outputs import atomic_output
+from cmt_geo.progress import NullProgress, Progress, check_canceled
 
 Layout = Literal["raster", "vaihingen", "potsdam", "uavid", "loveda"]
 LAYOUTS: tuple[Layout, ...] = ("raster", "vaihingen", "potsdam", "uavid", "loveda")
@@ -224,34 +223,6 @@ def _erode(label: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     return edge
 
 
-class _Outputs:
-    """Writes files into a temporary folder beside the target and moves them in place only when all are done."""
-
-    def __init__(self, out_dir: Path, overwrite: bool) -> None:
-        self.out_dir = out_dir
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OutputExistsError(
-                f"{out_dir} is a file, not a folder; choose another output folder or remove the file"
-            )
-        if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-            raise OutputExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-
-    def path(self, relative: str) -> Path:
-        path = self.staging / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def commit(self) -> None:
-        if self.out_dir.exists():
-            shutil.rmtree(self.out_dir)
-        os.replace(self.staging, self.out_dir)
-
-    def abort(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
-
-
 def write_raster_pair(
     image_path: Path,
     label_path: Path,
@@ -260,6 +231,7 @@ def write_raster_pair(
     gsd: float | None = None,
     crs: str = "EPSG:32632",
     nodata_corner: bool = False,
+    progress: Progress | None = None,
 ) -> None:
     """Write a scene as a georeferenced, tiled 4-band GeoTIFF and a class-index label GeoTIFF.
 
@@ -271,6 +243,7 @@ def write_raster_pair(
         gsd: ground sample distance in metres; `default_gsd` when None.
         crs: the CRS written.
         nodata_corner: blank a triangle in the top-left corner, as at the edge of an orthophoto's footprint.
+        progress: told the rows written so far (and asked whether to stop).
     """
     height, width = (size, size) if isinstance(size, int) else size
     gsd = default_gsd(height, width) if gsd is None else gsd
@@ -292,10 +265,14 @@ def write_raster_pair(
             window = rasterio.windows.Window(0, top, width, bottom - top)
             image_out.write(image, window=window)
             label_out.write(label[None], window=window)
+            if progress is not None:
+                progress.report(bottom, height, "rows written")
+                check_canceled(progress)
 
 
 def _write_png_or_tif(path: Path, array: npt.NDArray[np.uint8]) -> None:
     driver = "PNG" if path.suffix == ".png" else "GTiff"
+    path.parent.mkdir(parents=True, exist_ok=True)
     profile = {"height": array.shape[1], "width": array.shape[2], "count": array.shape[0], "dtype": "uint8"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -309,14 +286,14 @@ def _render_all(size: tuple[int, int], seed: int) -> tuple[npt.NDArray[np.uint8]
     return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts], axis=0)
 
 
-def _colored(label: npt.NDArray[np.uint8], colors: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    return np.ascontiguousarray(np.moveaxis(colors[label], -1, 0))
-
-
 #: Synthetic class → UAVid class: impervious → road, car → static car, clutter → clutter.
 _TO_UAVID = np.array([1, 0, 3, 2, 5, 7], dtype=np.uint8)
-#: Synthetic class → LoveDA label value: impervious and cars → road, low vegetation → agriculture, clutter → barren.
-_TO_LOVEDA = np.array([3, 2, 7, 6, 3, 5], dtype=np.uint8)
+#: Synthetic class → LoveDA class: impervious and cars → road, low vegetation → agriculture, clutter → barren.
+_TO_LOVEDA = np.array([2, 1, 6, 5, 2, 4], dtype=np.uint8)
+#: Largest tile side `write_synthetic` accepts, in pixels (a tile is rendered in memory).
+MAX_SIZE = 8192
+#: Most tiles `write_synthetic` writes in the UAVid and LoveDA layouts.
+MAX_TILES = 200
 
 
 def write_synthetic(
@@ -326,78 +303,86 @@ def write_synthetic(
     seed: int = 0,
     tiles: int = 6,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> Path:
-    """Write a synthetic dataset.
+    """Write a synthetic dataset in the layout of one of the datasets cmt-geo reads.
+
+    The folder appears only when complete (see `atomic_output`); `overwrite` replaces only a synthetic dataset
+    that cmt-geo wrote earlier.
 
     Args:
-        out_dir: the folder to create; refused when it exists and is not empty, unless `overwrite`.
-        layout: "raster" (image.tif + label.tif, georeferenced) or a benchmark layout.
-        size: tile (or frame) height and width in pixels.
-        seed: the same seed writes the same dataset.
+        out_dir: the folder to create (never the working directory or one of its parents).
+        layout: "raster" (`images/scene.tif` + `labels/scene.tif`, georeferenced, read by `RasterSegmentation`) or
+            a benchmark layout.
+        size: tile (or frame) height and width in pixels, 32..`MAX_SIZE`.
+        seed: the same seed writes the same dataset (a non-negative integer).
         tiles: tiles (frames) to write in a benchmark layout; two thirds go to training, the rest to the
             labelled evaluation split (and, for UAVid and LoveDA, one unlabelled test tile).
-        overwrite: replace an existing non-empty folder.
+        overwrite: replace a synthetic dataset written earlier.
+        progress: told the tiles written so far.
 
     Returns:
         The dataset folder.
 
     Raises:
-        ConfigError: an unknown layout or too few tiles.
-        OutputExistsError: the folder is not empty and `overwrite` is False, or `out_dir` is a file.
+        ConfigError: an unknown layout, a size, seed or tile count out of range.
+        OutputExistsError: the folder is not empty and `overwrite` is False, or is not a synthetic dataset.
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"layout={layout!r} is not a layout; use one of {', '.join(LAYOUTS)}")
-    if tiles < 2:
-        raise ConfigError(f"tiles={tiles} is too few; use at least 2 (one to train on, one to evaluate)")
-    out = _Outputs(Path(out_dir), overwrite)
-    try:
-        if layout == "raster":
-            write_raster_pair(out.path("image.tif"), out.path("label.tif"), size, seed, nodata_corner=True)
-        else:
-            _write_layout(out, layout, size, seed, tiles)
-        out.commit()
-    except BaseException:
-        out.abort()
-        raise
+    if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= MAX_SIZE:
+        raise ConfigError(f"size={size!r} is out of range; use a tile side of 32..{MAX_SIZE} pixels")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed!r} must be an integer in 0..{2**32 - 1}")
+    if isinstance(tiles, bool) or not isinstance(tiles, int) or not 2 <= tiles <= MAX_TILES:
+        raise ConfigError(f"tiles={tiles!r} is out of range; use 2..{MAX_TILES} (one to train on, one to evaluate)")
+    plan = _tile_plan(layout, tiles)
+    progress = progress or NullProgress()
+    with atomic_output(out_dir, overwrite=overwrite, folder_kind="synthetic-dataset") as staging:
+        for index, (name, split) in enumerate(plan):
+            _write_tile(staging, layout, (name, split), size=size, seed=seed * 1000 + index, progress=progress)
+            progress.report(index + 1, len(plan), "tiles written")
+            check_canceled(progress)
     return Path(out_dir)
 
 
-def _write_layout(out: _Outputs, layout: Layout, size: int, seed: int, tiles: int) -> None:
+def _tile_plan(layout: Layout, tiles: int) -> list[tuple[str, str]]:
+    """(tile name, split) of every tile of a layout: two thirds train, the rest test, plus one unlabelled tile for
+    UAVid and LoveDA (one scene for "raster")."""
+    if layout == "raster":
+        return [("scene", "train")]
     train = math.ceil(tiles * 2 / 3)
+    splits = ["train"] * train + ["test"] * (tiles - train)
     if layout in ("vaihingen", "potsdam"):
-        official = (Vaihingen if layout == "vaihingen" else Potsdam).official
+        official = dataset_class(layout).official  # type: ignore[attr-defined]
         if train > len(official["train"]) or tiles - train > len(official["test"]):
             most = len(official["train"]) + len(official["test"])
             raise ConfigError(f"tiles={tiles} is more than the {layout} layout has room for; use at most {most}")
-    isprs = np.array(COLORS, dtype=np.uint8)
-    for index in range(tiles):
-        image, label = _render_all((size, size), seed * 1000 + index)
-        split = "train" if index < train else "test"
-        if layout in ("vaihingen", "potsdam"):
-            names = (Vaihingen if layout == "vaihingen" else Potsdam).official
-            name = names[split][index if split == "train" else index - train]
-            colored = _colored(label, isprs)
-            eroded = colored.copy()
-            eroded[:, _erode(label)] = 0
-            if layout == "vaihingen":
-                irrg = image[[3, 0, 1]]
-                _write_png_or_tif(out.path(f"top/top_mosaic_09cm_area{name}.tif"), np.ascontiguousarray(irrg))
-                _write_png_or_tif(out.path(f"gts_for_participants/top_mosaic_09cm_area{name}.tif"), colored)
-                _write_png_or_tif(out.path(f"top_mosaic_09cm_area{name}_noBoundary.tif"), eroded)
-            else:
-                _write_png_or_tif(out.path(f"4_Ortho_RGBIR/top_potsdam_{name}_RGBIR.tif"), image)
-                _write_png_or_tif(out.path(f"5_Labels_all/top_potsdam_{name}_label.tif"), colored)
-                _write_png_or_tif(out.path(f"5_Labels_all_noBoundary/top_potsdam_{name}_label_noBoundary.tif"), eroded)
-        elif layout == "uavid":
-            folder = "uavid_train" if split == "train" else "uavid_val"
-            frame = f"{folder}/seq{index // 2 + 1}/%s/{index % 2 * 100:06d}.png"
-            _write_png_or_tif(out.path(frame % "Images"), np.ascontiguousarray(image[:3]))
-            _write_png_or_tif(out.path(frame % "Labels"), _colored(_TO_UAVID[label], np.array(UAVid.colors, np.uint8)))
-        else:
-            folder = "Train" if split == "train" else "Val"
-            _write_png_or_tif(out.path(f"{folder}/Urban/images_png/{index}.png"), np.ascontiguousarray(image[:3]))
-            _write_png_or_tif(out.path(f"{folder}/Urban/masks_png/{index}.png"), _TO_LOVEDA[label][None])
-    if layout in ("uavid", "loveda"):
-        image, _ = _render_all((size, size), seed * 1000 + tiles)
-        relative = "uavid_test/seq99/Images/000000.png" if layout == "uavid" else f"Test/Urban/images_png/{tiles}.png"
-        _write_png_or_tif(out.path(relative), np.ascontiguousarray(image[:3]))
+        return [(official[split][splits[:index].count(split)], split) for index, split in enumerate(splits)]
+    splits.append("unlabelled")
+    if layout == "uavid":
+        return [(f"seq{index // 2 + 1}/{index % 2 * 100:06d}", split) for index, split in enumerate(splits)]
+    return [(f"Urban/{index}", split) for index, split in enumerate(splits)]
+
+
+def _write_tile(root: Path, layout: Layout, tile: tuple[str, str], *, size: int, seed: int, progress: Progress) -> None:
+    """Render tile (name, split) and write its image and labels where the layout's dataset class reads them."""
+    kind = dataset_class(layout)
+    paths = kind.layout_paths(*tile)
+    if layout == "raster" and paths.label is not None:
+        for path in (root / paths.image, root / paths.label):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_raster_pair(
+            root / paths.image, root / paths.label, size, seed=seed, nodata_corner=True, progress=progress
+        )
+        return
+    image, label = _render_all((size, size), seed)
+    _write_png_or_tif(root / paths.image, np.ascontiguousarray(image[[BANDS.index(b) for b in paths.bands]]))
+    if paths.label is None:
+        return
+    classes = {"uavid": _TO_UAVID, "loveda": _TO_LOVEDA}.get(layout, np.arange(len(CLASSES), dtype=np.uint8))[label]
+    coding = kind.label_coding_of()
+    _write_png_or_tif(root / paths.label, coding.encode(classes))
+    if paths.eroded is not None:
+        eroded = np.where(_erode(label), IGNORE_INDEX, classes).astype(np.uint8)
+        _write_png_or_tif(root / paths.eroded, coding.encode(eroded))

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
-import rasterio
 from affine import Affine
-from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.io import DatasetReader
 
-from cmt_geo.errors import CmtGeoError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
+from cmt_geo.data.labels import LabelCoding
+from cmt_geo.errors import CmtGeoError, ConfigError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
+from cmt_geo.io.raster import RasterInfo, read_header
 
 ProblemKind = Literal["missing", "unreadable", "size", "grid", "bands", "labels", "incomplete", "extra"]
 
@@ -81,20 +78,83 @@ class TileFiles:
 
 
 @dataclass(frozen=True)
-class RasterInfo:
-    """What a raster header says: size, band count, georeferencing and no-data."""
+class CheckOptions:
+    """What `check_dataset` needs besides the folder; each dataset refuses the options it has no use for.
 
-    height: int
-    width: int
-    count: int
-    crs: CRS | None
-    transform: Affine
-    nodata: float | None
+    Args:
+        labels: for "raster": the class raster, folder of class rasters, or vector file of class polygons.
+        labels_kind: for ISPRS datasets: which labels the splits use ("auto", "full" or "eroded").
+        classes: for "raster": class names in index order; label values (or vector classes) are checked against
+            them and counted per class. Without them, raster label values are counted as they are.
+        class_column: for "raster" vector labels: the attribute holding each polygon's class.
+        label_nodata: for "raster": what a label raster's no-data value means when it is also a class index:
+            "class" keeps those pixels as that class, "ignore" ignores them.
+    """
 
-    @property
-    def georeferenced(self) -> bool:
-        """True when the raster has a CRS and a real transform."""
-        return self.crs is not None and self.transform != Affine.identity()
+    labels: Path | None = None
+    labels_kind: Literal["auto", "full", "eroded"] = "auto"
+    classes: tuple[str, ...] | None = None
+    class_column: str = "class"
+    label_nodata: Literal["class", "ignore"] = "class"
+
+    def refuse(self, dataset: str, *names: str) -> None:
+        """Raise when any of the option `names` differs from its default: `dataset` has no use for it."""
+        defaults = CheckOptions()
+        for name in names:
+            if getattr(self, name) != getattr(defaults, name):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{name} ({flag}) does not apply to {dataset}; leave it out")
+
+
+class LayoutPaths(NamedTuple):
+    """Where one tile's files go in a dataset's official layout, relative to its root.
+
+    Args:
+        image: the image file.
+        bands: band names of the image file, in order.
+        label: the label file; None where the dataset withholds labels.
+        eroded: the eroded-boundary label file, for datasets that have one.
+    """
+
+    image: str
+    bands: tuple[str, ...]
+    label: str | None
+    eroded: str | None = None
+
+
+def png_layout(split_of_folder: dict[str, str], split: str, image: str, labels_folder: tuple[str, str]) -> LayoutPaths:
+    """Paths of an RGB PNG tile whose label PNG sits in a sibling folder (none for the "unlabelled" split).
+
+    Args:
+        split_of_folder: the split each official folder serves as.
+        split: the tile's split.
+        image: the image path, with "{folder}" where the official folder of `split` goes.
+        labels_folder: (image folder, label folder) names, e.g. ("Images", "Labels").
+    """
+    folder = next(name for name, role in split_of_folder.items() if role == split)
+    path = image.format(folder=folder)
+    images, labels = labels_folder
+    label = None if split == "unlabelled" else path.replace(f"/{images}/", f"/{labels}/")
+    return LayoutPaths(path, ("red", "green", "blue"), label)
+
+
+@dataclass
+class CheckPlan:
+    """What a dataset asks `check_dataset` to verify.
+
+    Args:
+        loaded: the tiles the dataset loads by default (they make the split and class summaries).
+        extra: other files to verify, as tiles (e.g. ISPRS labels of the kind the default does not load).
+        problems: problems of the folder layout found so far.
+        coding: how label rasters store classes; None when label values are not known (counted raw).
+        classes: class names, in index order (empty when unknown).
+    """
+
+    loaded: list[TileFiles]
+    extra: list[TileFiles] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    coding: LabelCoding | None = None
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,28 +185,6 @@ class Tile:
         x0, y0 = self.transform @ (0, 0)
         x1, y1 = self.transform @ (self.width, self.height)
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
-
-
-def open_raster(path: Path | str) -> DatasetReader:
-    """Open a raster for reading, quietly when it has no georeferencing (UAVid and LoveDA PNGs, ISPRS tiles)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterio.open(path)
-
-
-def read_header(path: Path) -> RasterInfo:
-    """The header of a raster.
-
-    Raises:
-        InvalidRasterError: the file cannot be opened as a raster.
-    """
-    try:
-        with open_raster(path) as src:
-            crs = src.crs if src.crs else None
-            return RasterInfo(src.height, src.width, src.count, crs, src.transform, src.nodata)
-    except RasterioError as exc:
-        message = " ".join(str(exc).split())
-        raise InvalidRasterError(f"cannot read raster {str(path)!r} ({message}); replace the file") from None
 
 
 def inspect_tiles(
@@ -207,7 +245,32 @@ def inspect_tiles(
                 )
                 continue
         usable.append((files, image))
-    return usable, problems
+    mismatched = _mismatched_bands(usable)
+    problems += mismatched
+    flagged = {problem.path for problem in mismatched}
+    return [(files, info) for files, info in usable if files.image not in flagged], problems
+
+
+def _mismatched_bands(usable: Sequence[tuple[TileFiles, RasterInfo]]) -> list[Problem]:
+    """A problem for every image whose band count or data type differs from the first image's."""
+    if not usable:
+        return []
+    first_files, first = usable[0]
+
+    def bands(files: TileFiles, info: RasterInfo) -> tuple[int, str]:
+        return (len(files.image_bands) if files.image_bands else info.count), info.dtype
+
+    expected = bands(first_files, first)
+    return [
+        Problem(
+            "bands",
+            files.image,
+            f"has {bands(files, info)[0]} {info.dtype} bands but {first_files.image.name} has {expected[0]} "
+            f"{expected[1]} bands; every image of a dataset needs the same bands: convert it or leave it out",
+        )
+        for files, info in usable[1:]
+        if bands(files, info) != expected
+    ]
 
 
 def _same_grid(first: RasterInfo, second: RasterInfo) -> bool:

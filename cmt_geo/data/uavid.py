@@ -7,7 +7,16 @@ from typing import ClassVar, Literal
 
 from cmt_geo.data.base import SampleTransform, SplitOptions, TiledSegmentationDataset, load_split
 from cmt_geo.data.labels import LabelCoding
-from cmt_geo.data.tiles import Problem, TileFiles, files_by_name, missing_count, missing_labels, orphan_labels
+from cmt_geo.data.tiles import (
+    LayoutPaths,
+    Problem,
+    TileFiles,
+    files_by_name,
+    missing_count,
+    missing_labels,
+    orphan_labels,
+    png_layout,
+)
 from cmt_geo.errors import DatasetNotFoundError
 
 
@@ -32,6 +41,9 @@ class UAVid(TiledSegmentationDataset):
     )
     #: Official frame counts per split folder.
     official_frames: ClassVar[dict[str, int]] = {"train": 200, "val": 70, "test": 150}
+    #: The split each official folder serves as: the labelled `uavid_val` is the test split; `uavid_test` has no
+    #: labels.
+    split_of_folder: ClassVar[dict[str, str]] = {"train": "train", "val": "test", "test": "unlabelled"}
 
     def __init__(
         self,
@@ -54,11 +66,13 @@ class UAVid(TiledSegmentationDataset):
         """
         self.root = Path(root).expanduser()
         found, problems = self.scan(self.root)
-        options = split_options or SplitOptions(test_source="val")
-        tiles, crs, res = load_split(found, problems, split, options, 3, self.name, self.root)
-        super().__init__(
-            tiles, self.label_coding_of(unknown_labels), ("red", "green", "blue"), crs, res, transforms, compact
+        options = split_options or SplitOptions()
+        tiles, crs, res = load_split(
+            found, problems, split=split, options=options, label_bands=3, dataset=self.name, root=self.root
         )
+        coding = self.label_coding_of(unknown_labels)
+        bands = ("red", "green", "blue")
+        super().__init__(tiles, coding, bands, crs=crs, res=res, transforms=transforms, compact=compact)
 
     @classmethod
     def label_coding_of(cls, unknown: Literal["error", "ignore"] = "error") -> LabelCoding:
@@ -74,8 +88,9 @@ class UAVid(TiledSegmentationDataset):
         """
         found: list[TileFiles] = []
         problems: list[Problem] = []
-        for split, frames in cls.official_frames.items():
-            folder = root / f"uavid_{split}"
+        for official, frames in cls.official_frames.items():
+            folder = root / f"uavid_{official}"
+            split = cls.split_of_folder[official]
             sequences = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
             split_found: list[TileFiles] = []
             for sequence in sequences:
@@ -86,11 +101,19 @@ class UAVid(TiledSegmentationDataset):
                     split_found.append(TileFiles(name, sequence.name, split, path, labels.get(stem), None, 3))
                 problems += orphan_labels(labels, set(images), dict.fromkeys(labels, split))
             found += split_found
-            problems += missing_count(len(split_found), frames, folder, f"{split} frames")
+            problems += missing_count(len(split_found), frames, folder, f"{official} frames")
         if not found:
             raise DatasetNotFoundError(
                 f"no UAVid frames in {str(root)!r}; unpack the archive so that {root}/uavid_train/seq1/Images exists"
             )
         hint = "put a PNG of the same name in the sequence's Labels folder"
-        problems += missing_labels(found, ("train", "val"), hint)
+        problems += missing_labels(found, ("train", "test"), hint)
         return found, problems
+
+    @classmethod
+    def layout_paths(cls, name: str, split: str) -> LayoutPaths:
+        """Where frame `name` ("seqN/stem") of a split ("train", "test" or "unlabelled") goes."""
+        sequence, stem = name.split("/")
+        return png_layout(
+            cls.split_of_folder, split, f"uavid_{{folder}}/{sequence}/Images/{stem}.png", ("Images", "Labels")
+        )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cmt_geo.data import (
     IGNORE_INDEX,
@@ -22,13 +23,21 @@ from cmt_geo.data import (
 from cmt_geo.errors import ConfigError
 
 GEOMETRY_ONLY = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "color_p": 0.0}
+STILL = {"hflip": 0.0, "vflip": 0.0, "rot90": False, "scale": (1.0, 1.0)}
 
 
-def _batch(channels: int = 3, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images whose every band equals mask * 10 + 5, so any misalignment between the two shows."""
+def _batch(
+    channels: int = 3, size: int = 32, block: int = 1, nodata: bool = True, batch: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of random classes in `block`-sized squares, images whose every band is mask * 10 + 5.
+
+    Any misalignment between image and mask shows, and a random layout has no symmetry a flip or transpose keeps.
+    """
     generator = torch.Generator().manual_seed(0)
-    mask = torch.randint(0, 6, (4, size, size), generator=generator)
-    mask[:, :3, :5] = IGNORE_INDEX  # e.g. no-data
+    classes = torch.randint(0, 6, (batch, size // block, size // block), generator=generator)
+    mask = classes.repeat_interleave(block, 1).repeat_interleave(block, 2)
+    if nodata:
+        mask[:, :3, :5] = IGNORE_INDEX
     image = (mask.clamp(max=20) * 10 + 5).float().unsqueeze(1).repeat(1, channels, 1, 1)
     return image, mask
 
@@ -45,27 +54,110 @@ def test_flips_and_rotations_move_mask_with_image(channels: int) -> None:
     assert (out_mask == IGNORE_INDEX).sum() == (mask == IGNORE_INDEX).sum()
 
 
-def test_scale_jitter_keeps_alignment_and_pads_with_ignore() -> None:
-    image, mask = _batch()
-    augment = GpuAugmentation(AugmentConfig(scale=(0.5, 0.6), rot90=False, hflip=0, vflip=0, **GEOMETRY_ONLY))
-    out_image, out_mask = augment(image, mask)
-    border = out_mask[:, 0]
-    assert (border == IGNORE_INDEX).all()  # zoomed out: the edge comes from outside the patch
-    labelled = out_mask != IGNORE_INDEX
-    expected = (out_mask.clamp(max=20) * 10 + 5).float()
-    close = (out_image[:, 0] - expected).abs()[labelled] < 60  # bilinear image vs nearest mask at class edges
-    assert close.float().mean() > 0.7
-    assert set(out_mask.unique().tolist()) <= {0, 1, 2, 3, 4, 5, IGNORE_INDEX}
+@pytest.mark.parametrize(
+    ("dtype", "low", "high"),
+    [(torch.uint16, 0, 65535), (torch.uint16, 0, 4095), (torch.float32, 0, 1), (torch.float32, -50, 50)],
+)
+def test_geometry_keeps_values_of_any_range(dtype: torch.dtype, low: float, high: float) -> None:
+    generator = torch.Generator().manual_seed(0)
+    image = (torch.rand(4, 4, 16, 16, generator=generator) * (high - low) + low).to(dtype)
+    image[..., 0, 0] = high
+    mask = torch.zeros(4, 16, 16, dtype=torch.int64)
+    out_image, _ = GpuAugmentation(AugmentConfig(scale=(1.0, 1.0), color_p=0))(image, mask, generator)
+    assert not torch.equal(out_image, image.float())  # something moved
+    assert torch.equal(out_image.flatten(1).sort().values, image.float().flatten(1).sort().values)  # exactly
+    scaled, _ = GpuAugmentation(AugmentConfig(color_p=0))(image, mask, generator)  # README's defaults, scale jitter
+    assert scaled.max() > high - 0.1 * (high - low)
+    assert scaled.min() < low + 0.1 * (high - low)
 
 
 def test_colour_jitter_changes_values_not_masks() -> None:
     image, mask = _batch()
-    augment = GpuAugmentation(AugmentConfig(hflip=0, vflip=0, rot90=False, scale=(1, 1), color_p=1.0))
-    out_image, out_mask = augment(image, mask)
+    augment = GpuAugmentation(AugmentConfig(color_p=1.0, **STILL))
+    out_image, out_mask = augment(image.to(torch.uint8), mask, torch.Generator().manual_seed(0))
     assert torch.equal(out_mask, mask)
     assert not torch.allclose(out_image, image)
     assert out_image.min() >= 0
     assert out_image.max() <= 255
+    again, _ = augment(image.to(torch.uint8), mask, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out_image)  # the generator seeds colour jitter too
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 6])
+def test_colour_jitter_changes_every_chosen_image_of_any_band_count(channels: int) -> None:
+    image = torch.rand(4, channels, 16, 16, generator=torch.Generator().manual_seed(0)) * 200 + 20
+    mask = torch.zeros(4, 16, 16, dtype=torch.int64)
+    out_image, out_mask = GpuAugmentation(AugmentConfig(color_p=1.0, **STILL))(image, mask)
+    assert ((out_image - image).abs().amax((1, 2, 3)) > 1).all()
+    assert torch.equal(out_mask, mask)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_saturation_and_hue_only_change_three_band_images(channels: int) -> None:
+    image = torch.rand(4, channels, 16, 16, generator=torch.Generator().manual_seed(0)) * 200 + 20
+    mask = torch.zeros(4, 16, 16, dtype=torch.int64)
+    config = AugmentConfig(brightness=0, contrast=0, saturation=0.9, hue=0.5, color_p=1.0, **STILL)
+    out_image, _ = GpuAugmentation(config)(image, mask)
+    if channels == 3:
+        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        assert ((out_image - image).abs().amax((1, 2, 3)) > 1).all()
+        assert torch.allclose((out_image * luma).sum(1), (image * luma).sum(1), atol=1e-2)  # only colour moved
+    else:
+        assert torch.allclose(out_image, image, atol=1e-3)
+
+
+def test_colour_jitter_keeps_the_input_range() -> None:
+    generator = torch.Generator().manual_seed(0)
+    counts = (torch.rand(8, 4, 16, 16, generator=generator) * 65535).to(torch.uint16)
+    mask = torch.zeros(8, 16, 16, dtype=torch.int64)
+    out, _ = GpuAugmentation(AugmentConfig(color_p=1.0, **STILL))(counts, mask, generator)
+    assert out.min() == 0
+    assert out.max() == 65535  # brightened counts stop at what uint16 holds, not at 255
+    assert (out > 255).float().mean() > 0.9
+    reflectance = torch.rand(8, 4, 16, 16, generator=generator) * 1.2 - 0.1
+    out, _ = GpuAugmentation(AugmentConfig(color_p=1.0, **STILL))(reflectance, mask, generator)
+    assert out.min() < -0.1
+    assert out.max() > 1.1  # float input is never clamped
+    out, _ = GpuAugmentation(AugmentConfig(color_p=1.0, value_range=(0, 1), **STILL))(reflectance, mask, generator)
+    assert out.min() == 0
+    assert out.max() == 1
+
+
+def test_scale_flips_and_rotations_keep_image_and_mask_aligned() -> None:
+    image, mask = _batch(size=64, block=16, batch=8)
+    augment = GpuAugmentation(AugmentConfig(scale=(0.5, 1.5), **GEOMETRY_ONLY))
+    out_image, out_mask = augment(image, mask, torch.Generator().manual_seed(0))
+    labels = out_mask.unsqueeze(1).float()
+    neighbours_agree = F.max_pool2d(labels, 3, 1, 1) == -F.max_pool2d(-labels, 3, 1, 1)
+    interior = neighbours_agree.squeeze(1) & (out_mask != IGNORE_INDEX)  # away from class and patch edges
+    assert interior.float().mean() > 0.5
+    assert torch.allclose(out_image[:, 0][interior], (out_mask * 10 + 5).float()[interior], atol=1e-3)
+    assert set(out_mask.unique().tolist()) <= {0, 1, 2, 3, 4, 5, IGNORE_INDEX}
+    zoomed_out = (out_mask[:, 0] == IGNORE_INDEX).all(1)  # the edge comes from outside the patch
+    assert zoomed_out.any()
+    assert not zoomed_out.all()
+
+
+def test_normalization_zeroes_pixels_from_outside_the_patch() -> None:
+    image, mask = _batch(4, block=8, nodata=False)
+    stats = NormalizationStats((1000.0,) * 4, (10.0,) * 4, ("r", "g", "b", "n"))
+    augment = GpuAugmentation(AugmentConfig(scale=(0.5, 0.8), **GEOMETRY_ONLY), stats)
+    out_image, out_mask = augment(image, mask, torch.Generator().manual_seed(0))
+    outside = (out_mask == IGNORE_INDEX).unsqueeze(1).expand_as(out_image)
+    assert outside.any()
+    assert (out_image[outside] == 0).all()
+    assert (out_image[~outside] != 0).all()
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    image, mask = _batch(3, size=64, block=16)
+    stats = NormalizationStats((100.0,) * 3, (10.0,) * 3, ("r", "g", "b"))
+    augment = GpuAugmentation(AugmentConfig(color_p=0.5), stats)
+    cpu_image, cpu_mask = augment(image.to(torch.uint8), mask, torch.Generator().manual_seed(0))
+    cuda_image, cuda_mask = augment(image.to(torch.uint8).cuda(), mask.cuda(), torch.Generator().manual_seed(0))
+    assert (cuda_mask.cpu() != cpu_mask).float().mean() < 1e-3  # nearest-neighbour ties may round apart
+    assert ((cuda_image.cpu() - cpu_image).abs() < 1e-2).float().mean() > 0.999
 
 
 def test_compact_batches_and_normalization() -> None:
@@ -121,3 +213,12 @@ def test_bad_augment_options_and_shapes() -> None:
         AugmentConfig(hflip=2)
     with pytest.raises(ConfigError, match=r"expected image \(B, C, H, W\)"):
         GpuAugmentation()(torch.zeros(3, 8, 8), torch.zeros(8, 8))
+    batch = {"image": torch.zeros(2, 3, 8, 8), "mask": torch.zeros(2, 8, 8)}
+    with pytest.raises(ConfigError, match=r'call augment\(batch\["image"\], batch\["mask"\]\)'):
+        GpuAugmentation()(batch)
+    with pytest.raises(ConfigError, match="brightness=2"):
+        AugmentConfig(brightness=2)
+    with pytest.raises(ConfigError, match=r"hue=0\.7"):
+        AugmentConfig(hue=0.7)
+    with pytest.raises(ConfigError, match="value_range="):
+        AugmentConfig(value_range=(1, 0))

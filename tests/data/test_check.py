@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
-from cmt_geo.data import check_dataset
+from cmt_geo.data import CheckOptions, Vaihingen, check_dataset
 from cmt_geo.errors import ConfigError, DatasetNotFoundError
 
 from .conftest import fixture_script
@@ -21,10 +22,10 @@ VAIHINGEN = fixture_script("vaihingen")
 @pytest.mark.parametrize(
     ("name", "tiles", "pixels"),
     [
-        ("vaihingen", {"train": 4, "test": 2}, 6 * 32 * 40),
-        ("potsdam", {"train": 3, "test": 1}, 4 * 48 * 48),
-        ("uavid", {"train": 8, "val": 2, "test": 2}, 10 * 48 * 64),
-        ("loveda", {"train": 5, "val": 2, "test": 1}, 7 * 32 * 32),
+        ("vaihingen", {"train": 3, "val": 1, "test": 2}, 6 * 32 * 40),
+        ("potsdam", {"train": 2, "val": 1, "test": 1}, 4 * 48 * 48),
+        ("uavid", {"train": 6, "val": 2, "test": 2, "unlabelled": 2}, 10 * 48 * 64),
+        ("loveda", {"train": 4, "val": 1, "test": 2, "unlabelled": 1}, 7 * 32 * 32),
     ],
 )
 def test_good_partial_folders_pass_with_a_summary(
@@ -71,9 +72,9 @@ def test_empty_or_missing_folder_and_unknown_dataset(tmp_path: Path) -> None:
     report = check_dataset("uavid", tmp_path)
     assert not report.ok
     assert "no UAVid frames" in report.problems[0].message
-    with pytest.raises(DatasetNotFoundError, match="is not a folder"):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
         check_dataset("uavid", tmp_path / "absent")
-    with pytest.raises(ConfigError, match="cannot check dataset 'cityscapes'"):
+    with pytest.raises(ConfigError, match="unknown dataset 'cityscapes'; use one of vaihingen, potsdam"):
         check_dataset("cityscapes", tmp_path)
 
 
@@ -95,27 +96,110 @@ def test_isprs_check_reads_full_and_eroded_labels_of_every_tile(dataset_copy: Ca
     [absent] = [p for p in report.problems if p.kind == "missing"]
     assert not absent.fatal
     assert "no eroded label for tiles 3; only labels='eroded' needs them" in absent.message
-    assert report.tiles_per_split == {"train": 4, "test": 2}
+    assert report.tiles_per_split == {"train": 3, "val": 1, "test": 2}
 
 
 def test_raster_check_lists_pairing_and_grid_problems(pristine: Callable[[str], Path], tmp_path: Path) -> None:
     root = Path(shutil.copytree(pristine("raster"), tmp_path / "raster"))
-    good = check_dataset("raster", root / "images", labels=root / "labels")
+    good = check_dataset("raster", root / "images", CheckOptions(labels=root / "labels"))
     assert good.ok, good.problems
-    assert good.tiles_per_split == {"train": 2}
+    assert good.tiles_per_split == {"train": 1, "val": 1}
     (root / "labels" / "a.tif").write_bytes(b"junk")
     shutil.copy(root / "labels" / "b.tif", root / "labels" / "c.tif")
     (root / "labels" / "b.tif").unlink()
     shutil.copy(pristine("raster") / "labels" / "b.tif", root / "labels" / "d.tif")  # in another CRS than d's image
     shutil.copy(root / "images" / "a.tif", root / "images" / "d.tif")
-    report = check_dataset("raster", root / "images", labels=root / "labels")
+    report = check_dataset("raster", root / "images", CheckOptions(labels=root / "labels"))
     assert {(p.kind, p.path.name) for p in report.problems} == {
         ("unreadable", "a.tif"),
         ("missing", "b.tif"),
         ("missing", "c.tif"),
         ("grid", "d.tif"),
     }
-    with pytest.raises(ConfigError, match="--labels is only for --dataset raster"):
-        check_dataset("vaihingen", root, labels=root / "labels")
-    with pytest.raises(DatasetNotFoundError, match="does not exist; give an image or a folder of images"):
+    with pytest.raises(ConfigError, match=r"labels \(--labels\) does not apply to vaihingen"):
+        check_dataset("vaihingen", root, CheckOptions(labels=root / "labels"))
+    with pytest.raises(DatasetNotFoundError, match=r"absent\.tif does not exist"):
         check_dataset("raster", root / "absent.tif")
+
+
+def _truncate(path: Path, keep: float = 0.6) -> None:
+    """Cut a file to `keep` of its bytes: its header still opens, its last blocks fail to decode."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _noisy_tiff(path: Path, count: int, size: int = 256) -> None:
+    profile = {"height": size, "width": size, "tiled": True, "blockxsize": 64, "blockysize": 64, "compress": "deflate"}
+    noise = np.random.default_rng(0).integers(0, 255, (count, size, size), dtype=np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", count=count, dtype="uint8", **profile) as dst:
+        dst.write(noise)
+
+
+def test_truncated_images_and_labels_are_found_by_decoding_every_block(tmp_path: Path) -> None:
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    _noisy_tiff(images / "a.tif", 3)
+    with rasterio.open(labels / "a.tif", "w", driver="GTiff", count=1, dtype="uint8", height=256, width=256) as dst:
+        dst.write(np.zeros((1, 256, 256), dtype=np.uint8))
+    assert check_dataset("raster", images, CheckOptions(labels=labels)).ok
+    _truncate(images / "a.tif")
+    report = check_dataset("raster", images, CheckOptions(labels=labels))
+    [problem] = report.problems
+    assert (problem.kind, problem.path.name, problem.fatal) == ("unreadable", "a.tif", True)
+    assert "truncated or corrupt" in problem.message
+    assert "rows" in problem.message
+
+
+def test_a_truncated_isprs_image_or_label_is_reported_with_its_path(dataset_copy: Callable[[str], Path]) -> None:
+    root = dataset_copy("vaihingen")
+    image = root / "top" / "top_mosaic_09cm_area1.tif"
+    label = root / "gts_for_participants" / "top_mosaic_09cm_area1.tif"
+    _noisy_tiff(image, 3)  # large and noisy, so that truncation hits blocks, not the header
+    colours = np.array(VAIHINGEN.COLORS, dtype=np.uint8)[np.random.default_rng(1).integers(0, 6, (256, 256))]
+    profile = {"height": 256, "width": 256, "count": 3, "dtype": "uint8", "tiled": True, "compress": "deflate"}
+    with rasterio.open(label, "w", driver="GTiff", blockxsize=64, blockysize=64, **profile) as dst:
+        dst.write(np.moveaxis(colours, -1, 0))
+    (root / "top_mosaic_09cm_area1_noBoundary.tif").unlink()  # its size no longer matches
+    assert check_dataset("vaihingen", root).ok
+    _truncate(image)
+    _truncate(label)
+    report = check_dataset("vaihingen", root)
+    unreadable = {p.path for p in report.problems if p.kind == "unreadable"}
+    assert unreadable == {image, label}
+    assert report.tiles_per_split == {"train": 2, "val": 1, "test": 2}
+
+
+def test_check_reports_decoding_progress(pristine: Callable[[str], Path]) -> None:
+    seen: list[tuple[int, int | None]] = []
+
+    class Recorder:
+        def report(self, done: int, total: int | None, message: str = "") -> None:
+            seen.append((done, total))
+
+        def is_canceled(self) -> bool:
+            return False
+
+    check_dataset("loveda", pristine("loveda"), progress=Recorder())
+    assert seen
+    assert seen[-1][0] == seen[-1][1]
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_per_class_counts_match_the_fixture_s_own_class_maps(pristine: Callable[[str], Path]) -> None:
+    """Counts from the fixture script's own class maps, not through the library's colour table: a swap fails."""
+    rng = np.random.default_rng(0)
+    expected = np.zeros(len(VAIHINGEN.COLORS), dtype=np.int64)
+    ignored = 0
+    for split in VAIHINGEN.TILES.values():
+        classes = VAIHINGEN.class_map(rng)
+        rng.integers(0, 200, (3, VAIHINGEN.HEIGHT, VAIHINGEN.WIDTH))  # the image noise the script draws next
+        if split == "test":  # eroded labels: the script blanks every eighth row
+            ignored += classes[::8].size
+            classes = np.delete(classes, np.s_[::8], axis=0)
+        expected += np.bincount(classes.ravel(), minlength=len(VAIHINGEN.COLORS))
+    report = check_dataset("vaihingen", pristine("vaihingen"))
+    assert report.pixels_per_class == {
+        **dict(zip(Vaihingen.classes, expected.tolist(), strict=True)),
+        "ignored": ignored,
+    }

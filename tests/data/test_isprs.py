@@ -11,7 +11,7 @@ import pytest
 import rasterio
 import torch
 
-from cmt_geo.data import IGNORE_INDEX, PatchWindow, Potsdam, SplitOptions, Vaihingen
+from cmt_geo.data import IGNORE_INDEX, PatchWindow, Potsdam, SplitOptions, Vaihingen, check_dataset
 from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
 
 from .conftest import fixture_script
@@ -149,9 +149,27 @@ def test_broken_folders_raise_clear_errors(
 def test_problems_of_the_test_split_do_not_block_training(dataset_copy: Callable[[str], Path]) -> None:
     root = dataset_copy("vaihingen")
     (root / "top_mosaic_09cm_area2_noBoundary.tif").unlink()
+    (root / "gts_for_participants" / "top_mosaic_09cm_area2.tif").unlink()
     assert len(Vaihingen(root, split_options=ALL).tiles) == 4
-    with pytest.raises(DatasetNotFoundError, match=r"area2\.tif: image has no label.*labels='full'"):
+    with pytest.raises(DatasetNotFoundError, match=r"area2\.tif: image has no label.*labels='full'.*--labels-kind"):
         Vaihingen(root, split="test")
+
+
+def test_test_split_without_eroded_labels_falls_back_to_full_labels_and_says_so(
+    dataset_copy: Callable[[str], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = dataset_copy("vaihingen")
+    for eroded in root.glob("*_noBoundary.tif"):
+        eroded.unlink()
+    test = Vaihingen(root, split="test")
+    assert [tile.files.label.name for tile in test.tiles if tile.files.label] == [
+        "top_mosaic_09cm_area2.tif",
+        "top_mosaic_09cm_area4.tif",
+    ]
+    assert "the test split uses their full labels instead" in caplog.text
+    assert check_dataset("vaihingen", root).ok
+    with pytest.raises(DatasetNotFoundError, match="image has no label"):
+        Vaihingen(root, split="test", labels="eroded")
 
 
 def test_plot_draws_image_mask_and_prediction(pristine: Callable[[str], Path]) -> None:

@@ -16,10 +16,10 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from cmt_geo.data import IGNORE_INDEX, PatchWindow, RasterSegmentation, SplitOptions
-from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidLabelError
+from cmt_geo.data import IGNORE_INDEX, CheckOptions, PatchWindow, RasterSegmentation, SplitOptions, check_dataset
+from cmt_geo.errors import ConfigError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
 
-from .conftest import fixture_script
+from .conftest import fixture_script, nan_nodata_raster
 
 RASTER = fixture_script("raster")
 ALL = SplitOptions(val_fraction=0)
@@ -174,3 +174,83 @@ def test_nearly_equal_resolutions_are_not_warped(tmp_path: Path) -> None:
             dst.write(np.ones((1, 8, 8), dtype=np.uint8))
     dataset = RasterSegmentation(tmp_path, classes=["x"], split_options=ALL)
     assert [tile.warp for tile in dataset.tiles] == [False, False]
+
+
+def _label_raster(path: Path, values: np.ndarray, nodata: float | None) -> None:
+    profile = {"height": values.shape[0], "width": values.shape[1], "crs": "EPSG:32632"}
+    with rasterio.open(
+        path, "w", count=1, dtype="uint8", transform=from_origin(0, 32, 1, 1), nodata=nodata, **profile
+    ) as dst:
+        dst.write(values[None])
+
+
+def test_a_label_nodata_that_is_a_class_is_kept_by_default_and_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    image = tmp_path / "image.tif"
+    profile = {"height": 32, "width": 32, "crs": "EPSG:32632", "transform": from_origin(0, 32, 1, 1)}
+    with rasterio.open(image, "w", count=2, dtype="uint8", **profile) as dst:
+        dst.write(np.full((2, 32, 32), 9, dtype=np.uint8))
+    values = np.zeros((32, 32), dtype=np.uint8)
+    values[:, 20:] = 1
+    _label_raster(tmp_path / "label.tif", values, nodata=0)  # GDAL tools often write nodata=0 by default
+    kept = RasterSegmentation(image, tmp_path / "label.tif", classes=["background", "roof"], split_options=ALL)
+    assert "declares no-data 0, which is class 'background'" in caplog.text
+    mask = _whole(kept, 0)["mask"]
+    assert (mask[:, :20] == 0).all()
+    assert (mask[:, 20:] == 1).all()
+    ignored = RasterSegmentation(
+        image, tmp_path / "label.tif", classes=["background", "roof"], split_options=ALL, label_nodata="ignore"
+    )
+    assert (_whole(ignored, 0)["mask"][:, :20] == IGNORE_INDEX).all()
+    report = check_dataset("raster", image, CheckOptions(labels=tmp_path / "label.tif", classes=("background", "roof")))
+    [warning] = [p for p in report.problems if "declares no-data" in p.message]
+    assert not warning.fatal
+    assert "its 640 px are kept as that class" in warning.message
+    assert report.pixels_per_class == {"background": 640, "roof": 384, "ignored": 0}
+
+
+def test_images_with_different_band_counts_are_refused(tmp_path: Path) -> None:
+    profile = {"height": 32, "width": 32, "crs": "EPSG:32632", "transform": from_origin(0, 32, 1, 1), "dtype": "uint8"}
+    (tmp_path / "images").mkdir()
+    for name, count in (("a", 6), ("b", 1)):
+        with rasterio.open(tmp_path / "images" / f"{name}.tif", "w", count=count, **profile) as dst:
+            dst.write(np.ones((count, 32, 32), dtype=np.uint8))
+    with pytest.raises(InvalidRasterError, match=r"b.tif: has 1 uint8 bands but a.tif has 6 uint8 bands"):
+        RasterSegmentation(tmp_path / "images", classes=["x"], split_options=ALL)
+    report = check_dataset("raster", tmp_path / "images")
+    assert [(p.kind, p.path.name) for p in report.problems if p.fatal] == [("bands", "b.tif")]
+
+
+def test_unknown_label_values_can_be_ignored_as_the_hint_says(tmp_path: Path) -> None:
+    dataset = nan_nodata_raster(tmp_path)
+    _label_raster(tmp_path / "labels" / "a.tif", np.full((32, 32), 7, dtype=np.uint8), nodata=None)
+    with pytest.raises(InvalidLabelError, match="unknown_labels='ignore'"):
+        _whole(RasterSegmentation(dataset.paths[0], tmp_path / "labels" / "a.tif", classes=["x", "y"]), 0)
+    tolerant = RasterSegmentation(
+        dataset.paths[0], tmp_path / "labels" / "a.tif", classes=["x", "y"], unknown_labels="ignore", split_options=ALL
+    )
+    assert (_whole(tolerant, 0)["mask"] == IGNORE_INDEX).all()
+
+
+def test_check_reads_vector_labels_and_reports_a_missing_label_folder_once(
+    pristine: Callable[[str], Path], tmp_path: Path
+) -> None:
+    root = pristine("raster")
+    assert check_dataset("raster", root / "images", CheckOptions(labels=root / "polygons.gpkg")).ok
+    good = check_dataset(
+        "raster", root / "images", CheckOptions(labels=root / "polygons.gpkg", classes=tuple(RASTER.CLASSES))
+    )
+    assert good.ok, good.problems
+    missing = check_dataset("raster", root / "images", CheckOptions(labels=tmp_path / "missing.gpkg"))
+    assert [(p.kind, p.path.name, p.fatal) for p in missing.problems] == [("missing", "missing.gpkg", True)]
+    (tmp_path / "garbage.gpkg").write_bytes(b"not a geopackage")
+    garbage = check_dataset("raster", root / "images", CheckOptions(labels=tmp_path / "garbage.gpkg"))
+    assert [(p.kind, p.path.name) for p in garbage.problems] == [("labels", "garbage.gpkg")]
+    assert "cannot read vector labels" in garbage.problems[0].message
+    wrong = check_dataset(
+        "raster", root / "images", CheckOptions(labels=root / "polygons.gpkg", classes=("water", "field"))
+    )
+    assert "not among ['water', 'field']" in wrong.problems[0].message
+    no_folder = check_dataset("raster", root / "images", CheckOptions(labels=tmp_path / "labels"))
+    assert [(p.kind, p.path.name) for p in no_folder.problems] == [("missing", "labels")]

@@ -127,6 +127,48 @@ def test_bad_sampler_options(vaihingen: Vaihingen) -> None:
         RandomPatchSampler(vaihingen, 8, rank=1)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"size": 1.5}, r"size=1\.5 must be positive whole pixel counts"),
+        ({"size": (8, 2.5)}, r"size=\(8, 2\.5\) must be positive whole pixel counts"),
+        ({"size": (8, 8, 8)}, r"size=\(8, 8, 8\) must be positive whole pixel counts"),
+        ({"size": True}, "size=True must be positive whole pixel counts"),
+        ({"size": 8, "rank": 0.5, "world_size": 2}, r"rank=0\.5 must be a whole number of at least 0"),
+        ({"size": 8, "rank": 0, "world_size": 1.5}, r"world_size=1\.5 must be a whole number of at least 1"),
+    ],
+)
+@pytest.mark.parametrize("sampler", [RandomPatchSampler, GridPatchSampler])
+def test_sizes_and_ranks_must_be_whole_numbers(
+    vaihingen: Vaihingen, sampler: type, arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        sampler(vaihingen, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arguments", "message"),
+    [
+        (GridPatchSampler, {"stride": 1.5}, r"stride=1\.5 must be positive whole pixel counts"),
+        (GridPatchSampler, {"stride": -4}, "stride=-4 must be positive whole pixel counts"),
+        (RandomPatchSampler, {"length": -3}, "length=-3 must be a whole number of at least 1"),
+        (RandomPatchSampler, {"length": 2.5}, r"length=2\.5 must be a whole number of at least 1"),
+        (RandomPatchSampler, {"seed": -1}, "seed=-1 must be a whole number of at least 0"),
+        (RandomPatchSampler, {"seed": 0.5}, r"seed=0\.5 must be a whole number of at least 0"),
+    ],
+)
+def test_strides_lengths_and_seeds_must_be_whole_numbers(
+    vaihingen: Vaihingen, sampler: type, arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        sampler(vaihingen, 8, **arguments)
+
+
+def test_numpy_integers_are_whole_numbers(vaihingen: Vaihingen) -> None:
+    sampler = RandomPatchSampler(vaihingen, np.int64(8), length=np.int64(3), seed=np.int64(1), rank=0, world_size=1)
+    assert (sampler.size, len(list(sampler))) == ((8, 8), 3)
+
+
 def test_rank_and_world_size_come_from_torch_distributed(vaihingen: Vaihingen, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 3)

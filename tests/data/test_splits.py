@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cmt_geo.data.splits import carve_validation, select_split
+from cmt_geo.data.splits import carve_validation, carving_warning, describe_splits, select_split, split_tiles
 from cmt_geo.data.tiles import TileFiles
 from cmt_geo.errors import ConfigError
 
@@ -56,3 +56,31 @@ def test_train_and_val_partition_training_groups_and_test_is_separate() -> None:
     assert [f.name for f in select_split(found, "test", 0.25, None, 0)] == ["x"]
     with pytest.raises(ConfigError, match="'validation' is not a split"):
         select_split(found, "validation", 0.25, None, 0)
+
+
+def test_every_split_is_described_and_long_lists_are_cut() -> None:
+    found = [_files(name, "train") for name in NAMES] + [_files(f"x{i}", "test") for i in range(12)]
+    splits = split_tiles(found, 0.1, None, 0)
+    (val,) = [f.name for f in splits["val"]]
+    train = [name for name in NAMES if name != val]
+    assert describe_splits(splits) == (
+        f"train: 9 tiles ({', '.join(train)}); val: 1 tile ({val}); "
+        "test: 12 tiles (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, … (2 more))"
+    )
+    assert describe_splits(split_tiles(found[:1], 0.1, None, 0)) == "train: 1 tile (t0); val: 0; test: 0"
+
+
+def test_carving_warns_about_an_empty_split_or_one_of_two_tiles() -> None:
+    two = [_files("a", "train"), _files("b", "train")]
+    assert carving_warning(split_tiles(two, 0.1, ["b"], 0)) == (
+        "validation took 'b', one of only two training tiles, so train uses 'a' alone; pass "
+        "split_options=SplitOptions(val_fraction=0) to train on both, or choose with val_tiles=[...]"
+    )
+    assert carving_warning(split_tiles(two, 0.1, ["a", "b"], 0)) == (
+        "validation took every training tile (a, b), so train is empty; choose fewer val_tiles"
+    )
+    assert carving_warning(split_tiles(two[:1], 0.1, None, 0)) == (
+        "validation is empty: there is only one training tile (a); add tiles or choose val_tiles"
+    )
+    sequences = [_files(f"s{i}/f{j}", "train", f"s{i}") for i in range(3) for j in range(2)]
+    assert carving_warning(split_tiles(sequences, 0.1, None, 0)) is None

@@ -57,9 +57,10 @@ def test_every_class_appears_and_classes_differ_in_colour() -> None:
 
 def test_raster_layout_is_georeferenced_tiled_and_has_a_nodata_corner(tmp_path: Path) -> None:
     out = write_synthetic(tmp_path / "scene", "raster", size=128, seed=2)
-    with rasterio.open(out / "image.tif") as src:
+    with rasterio.open(out / "images" / "scene.tif") as src:
         assert (src.count, src.crs.to_epsg(), src.nodata, src.block_shapes[0]) == (4, 32632, 0, (256, 256))
-    dataset = RasterSegmentation(out / "image.tif", out / "label.tif", classes=CLASSES)
+    dataset = RasterSegmentation(out, classes=CLASSES)  # finds images/ and labels/
+    assert [tile.files.label for tile in dataset.tiles] == [out / "labels" / "scene.tif"]
     sample = dataset[PatchWindow(0, 0, 0, 128, 128)]
     assert (sample["mask"][:10, :10] == IGNORE_INDEX).all()
     assert (sample["mask"][-20:, -20:] != IGNORE_INDEX).all()
@@ -70,19 +71,11 @@ def test_raster_layout_is_georeferenced_tiled_and_has_a_nodata_corner(tmp_path: 
 
 
 @pytest.mark.parametrize(
-    ("layout", "dataset", "test_source"),
-    [
-        ("vaihingen", Vaihingen, "test"),
-        ("potsdam", Potsdam, "test"),
-        ("uavid", UAVid, "val"),
-        ("loveda", LoveDA, "val"),
-    ],
+    ("layout", "dataset"), [("vaihingen", Vaihingen), ("potsdam", Potsdam), ("uavid", UAVid), ("loveda", LoveDA)]
 )
-def test_benchmark_layouts_load_through_their_datasets(
-    tmp_path: Path, layout: str, dataset: type, test_source: str
-) -> None:
+def test_benchmark_layouts_load_through_their_datasets(tmp_path: Path, layout: str, dataset: type) -> None:
     root = write_synthetic(tmp_path / layout, layout, size=64, seed=0, tiles=3)  # type: ignore[arg-type]
-    options = SplitOptions(val_fraction=0, test_source=test_source)
+    options = SplitOptions(val_fraction=0)
     for split, count in (("train", 2), ("test", 1)):
         loaded = dataset(root, split=split, split_options=options)
         assert len(loaded.tiles) == count, split
@@ -111,7 +104,7 @@ def test_refuses_to_overwrite_and_never_half_writes(tmp_path: Path, monkeypatch:
 
 def test_an_existing_file_is_not_an_output_folder(tmp_path: Path) -> None:
     (tmp_path / "scene").write_text("notes")
-    with pytest.raises(OutputExistsError, match="scene is a file, not a folder; choose another output folder"):
+    with pytest.raises(OutputExistsError, match="scene exists and is not a folder; choose another output folder"):
         write_synthetic(tmp_path / "scene", "raster", size=64, overwrite=True)
     assert (tmp_path / "scene").read_text() == "notes"
 
@@ -123,7 +116,33 @@ def test_bad_synthetic_options(tmp_path: Path) -> None:
         make_scene(16, 64)
     with pytest.raises(ConfigError, match="more than the vaihingen layout has room for"):
         write_synthetic(tmp_path / "y", "vaihingen", size=32, tiles=40)
+    with pytest.raises(ConfigError, match=r"size=1000000000 is out of range; use a tile side of 32\.\.8192"):
+        write_synthetic(tmp_path / "y", "raster", size=1_000_000_000)
+    with pytest.raises(ConfigError, match="seed=-1 must be an integer"):
+        write_synthetic(tmp_path / "y", "raster", size=64, seed=-1)
     assert not (tmp_path / "y").exists()
+
+
+#: Each synthetic class (impervious, building, low vegetation, tree, car, clutter) as each benchmark publishes it.
+PUBLISHED_CODES = {
+    "vaihingen": [(255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)],
+    "potsdam": [(255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)],
+    "uavid": [(128, 64, 128), (128, 0, 0), (128, 128, 0), (0, 128, 0), (192, 0, 192), (0, 0, 0)],
+    "loveda": [(3,), (2,), (7,), (6,), (3,), (5,)],  # road, building, agriculture, forest, road, barren
+}
+FIRST_TRAINING_TILE = {"vaihingen": "1", "potsdam": "2_10", "uavid": "seq1/000000", "loveda": "Urban/0"}
+
+
+@pytest.mark.parametrize("layout", list(PUBLISHED_CODES))
+def test_synthetic_labels_use_the_published_colour_and_value_codes(tmp_path: Path, layout: str) -> None:
+    """Compare the stored labels with the benchmarks' published codes, written out here, not the library's tables."""
+    root = write_synthetic(tmp_path / layout, layout, size=64, seed=1, tiles=2)  # type: ignore[arg-type]
+    kind = {"vaihingen": Vaihingen, "potsdam": Potsdam, "uavid": UAVid, "loveda": LoveDA}[layout]
+    paths = kind.layout_paths(FIRST_TRAINING_TILE[layout], "train")
+    _, classes = render(make_scene(64, 64, seed=1000), 0, 64)
+    expected = np.moveaxis(np.array(PUBLISHED_CODES[layout], dtype=np.uint8)[classes], -1, 0)
+    with rasterio.open(root / paths.label) as src:
+        assert np.array_equal(src.read(), expected)
 
 
 def _pixel_accuracy(

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from cmt_geo.data.tiles import TileFiles, files_by_name, inspect_tiles, missing_labels, orphan_labels, read_header
+from cmt_geo.data.tiles import TileFiles, files_by_name, inspect_tiles, missing_labels, orphan_labels
 from cmt_geo.errors import DatasetNotFoundError, InvalidLabelError, InvalidRasterError
+from cmt_geo.io.raster import read_header
 
 
 def _tif(path: Path, bands: int, height: int = 8, width: int = 8, crs: str = "EPSG:32632", x: float = 500000) -> Path:

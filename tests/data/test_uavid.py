@@ -52,7 +52,7 @@ def test_splits_by_sequence_and_test_is_the_official_val(pristine: Callable[[str
 def test_unlabelled_official_test_frames_are_not_a_problem(pristine: Callable[[str], Path]) -> None:
     found, problems = UAVid.scan(pristine("uavid"))
     unlabelled = [f for f in found if f.label is None]
-    assert [f.split for f in unlabelled] == ["test", "test"]
+    assert [f.split for f in unlabelled] == ["unlabelled", "unlabelled"]
     assert all(not p.fatal for p in problems)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from cmt_geo.data.base import SplitOptions
+from cmt_geo.data.base import SplitOptions, nodata_values
 from cmt_geo.data.labels import IGNORE_INDEX, LabelCoding, nodata_class_warning
 from cmt_geo.data.registry import dataset_class
 from cmt_geo.data.splits import select_split
@@ -150,7 +150,7 @@ def _verify(
     that are not classes and a no-data value that is a class."""
     unknown: Counter[str] = Counter()
     if label is None:
-        verify_raster(path, None, None, advance)
+        _verify_image(path, problems, advance)
         return
     coding, classes = label
     tolerant = dataclasses.replace(coding, unknown="ignore")
@@ -174,6 +174,21 @@ def _verify(
         name = classes[coding.codes.index(value)]
         message = nodata_class_warning(value, name, value in coding.ignore_codes, nodata_pixels)
         problems.append(Problem("labels", path, message, fatal=False))
+
+
+def _verify_image(path: Path, problems: list[Problem], advance: Callable[[int], None]) -> None:
+    """Decode one image; warn when every pixel is no-data."""
+    nodata = read_header(path).nodata
+    has_data = nodata is None
+
+    def visit(strip: npt.NDArray[np.generic]) -> None:
+        nonlocal has_data
+        has_data = has_data or not nodata_values(strip, nodata).all()
+
+    verify_raster(path, None, visit, advance)
+    if not has_data:
+        message = f"holds only no-data (value {nodata}); it adds nothing to training or evaluation: leave it out"
+        problems.append(Problem("empty", path, message, fatal=False))
 
 
 def _tiles_per_split(loaded: list[TileFiles]) -> dict[str, int]:

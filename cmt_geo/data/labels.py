@@ -125,8 +125,8 @@ class LabelCoding:
     def _unknown_error(self, code: str, source: str | Path) -> InvalidLabelError:
         return InvalidLabelError(
             f"label {str(source)!r} holds {code}, which is not a class of this dataset; list every bad label with "
-            "`cmtgeo data check` (Python: cmt_geo.data.check_dataset), then fix the file, or pass "
-            "unknown_labels='ignore' to the dataset to ignore such pixels"
+            "`cmtgeo data check` (--classes for your own rasters; Python: cmt_geo.data.check_dataset), then fix the "
+            "file, or pass unknown_labels='ignore' to the dataset to ignore such pixels"
         )
 
     def encode(self, classes: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:

@@ -15,6 +15,7 @@ from torch.utils.data import Sampler
 
 from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset, nodata_values
 from cmt_geo.errors import ConfigError
+from cmt_geo.io.grid import grid_starts
 from cmt_geo.io.raster import read_window
 
 #: Draws per wanted patch before a random sampler gives up avoiding a patch it already drew this epoch.
@@ -231,14 +232,6 @@ class RandomPatchSampler(_PatchSampler):
         source = self.dataset.tiles[tile]
         row, col = self.validity[tile].draw(rng, source.height, source.width, height, width)
         return PatchWindow(tile, row, col, height, width)
-
-
-def grid_starts(extent: int, size: int, stride: int) -> list[int]:
-    """Window starts covering `extent` pixels, the last one flush with the edge (no extra edge row, no overhang)."""
-    if extent <= size:
-        return [0]
-    starts = list(range(0, extent - size, stride))
-    return [*starts, extent - size]
 
 
 class GridPatchSampler(_PatchSampler):

@@ -14,7 +14,7 @@ from cmt_geo.data.labels import LabelCoding
 from cmt_geo.errors import CmtGeoError, ConfigError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
 from cmt_geo.io.raster import RasterInfo, read_header
 
-ProblemKind = Literal["missing", "unreadable", "size", "grid", "bands", "labels", "incomplete", "extra"]
+ProblemKind = Literal["missing", "unreadable", "size", "grid", "bands", "labels", "incomplete", "extra", "empty"]
 
 _ERRORS: dict[ProblemKind, type[CmtGeoError]] = {
     "missing": DatasetNotFoundError,
@@ -25,6 +25,7 @@ _ERRORS: dict[ProblemKind, type[CmtGeoError]] = {
     "labels": InvalidLabelError,
     "incomplete": DatasetNotFoundError,
     "extra": DatasetNotFoundError,
+    "empty": InvalidRasterError,
 }
 
 
@@ -36,7 +37,7 @@ class Problem:
         kind: missing (an image without its label or the reverse), unreadable, size (image and label differ),
             grid (image and label are georeferenced on different grids), bands (wrong band count), labels (unknown
             label colours or values), incomplete (official tiles absent), extra (a tile that is not part of the
-            official dataset; skipped).
+            official dataset; skipped), empty (an image holding only no-data).
         path: the offending file or folder.
         message: what is wrong and what to do, on one line.
         fatal: False for warnings (a partial dataset is valid).
@@ -252,7 +253,7 @@ def inspect_tiles(
 
 
 def _mismatched_bands(usable: Sequence[tuple[TileFiles, RasterInfo]]) -> list[Problem]:
-    """A problem for every image whose band count or data type differs from the first image's."""
+    """A problem for every image whose band count, data type or georeferencing differs from the first image's."""
     if not usable:
         return []
     first_files, first = usable[0]
@@ -261,16 +262,24 @@ def _mismatched_bands(usable: Sequence[tuple[TileFiles, RasterInfo]]) -> list[Pr
         return (len(files.image_bands) if files.image_bands else info.count), info.dtype
 
     expected = bands(first_files, first)
-    return [
-        Problem(
-            "bands",
-            files.image,
-            f"has {bands(files, info)[0]} {info.dtype} bands but {first_files.image.name} has {expected[0]} "
-            f"{expected[1]} bands; every image of a dataset needs the same bands: convert it or leave it out",
-        )
-        for files, info in usable[1:]
-        if bands(files, info) != expected
-    ]
+    problems = []
+    for files, info in usable[1:]:
+        if bands(files, info) != expected:
+            message = (
+                f"has {bands(files, info)[0]} {info.dtype} bands but {first_files.image.name} has {expected[0]} "
+                f"{expected[1]} bands; every image of a dataset needs the same bands: convert it or leave it out"
+            )
+            problems.append(Problem("bands", files.image, message))
+        elif info.georeferenced != first.georeferenced:
+            message = (
+                f"has no georeferencing (CRS and transform) while {first_files.image.name} has; georeference it or "
+                "leave it out"
+                if first.georeferenced
+                else f"is georeferenced while {first_files.image.name} is not; use only georeferenced rasters or only "
+                "ungeoreferenced ones"
+            )
+            problems.append(Problem("grid", files.image, message))
+    return problems
 
 
 def _same_grid(first: RasterInfo, second: RasterInfo) -> bool:

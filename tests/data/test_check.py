@@ -203,3 +203,24 @@ def test_per_class_counts_match_the_fixture_s_own_class_maps(pristine: Callable[
         **dict(zip(Vaihingen.classes, expected.tolist(), strict=True)),
         "ignored": ignored,
     }
+
+
+def test_mixed_georeferencing_is_an_error_and_an_image_of_only_nodata_a_warning(tmp_path: Path) -> None:
+    profile = {"driver": "GTiff", "height": 32, "width": 32, "count": 2, "dtype": "uint8", "nodata": 0}
+    placed = {"crs": "EPSG:32632", "transform": rasterio.transform.from_origin(0, 32, 1, 1)}
+    with rasterio.open(tmp_path / "a.tif", "w", **profile, **placed) as dst:
+        dst.write(np.ones((2, 32, 32), dtype=np.uint8))
+    with rasterio.open(tmp_path / "b.tif", "w", **profile, **placed) as dst:
+        dst.write(np.zeros((2, 32, 32), dtype=np.uint8))
+    report = check_dataset("raster", tmp_path)
+    assert report.ok
+    [empty] = report.problems
+    assert (empty.kind, empty.path.name, empty.fatal) == ("empty", "b.tif", False)
+    with (
+        pytest.warns(rasterio.errors.NotGeoreferencedWarning),
+        rasterio.open(tmp_path / "c.tif", "w", **profile) as dst,
+    ):
+        dst.write(np.ones((2, 32, 32), dtype=np.uint8))
+    [grid] = [p for p in check_dataset("raster", tmp_path).problems if p.fatal]
+    assert (grid.kind, grid.path.name) == ("grid", "c.tif")
+    assert "has no georeferencing (CRS and transform) while a.tif has" in grid.message

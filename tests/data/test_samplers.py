@@ -13,7 +13,6 @@ import torch
 from rasterio.transform import from_origin
 
 from cmt_geo.data import GridPatchSampler, RandomPatchSampler, RasterSegmentation, SplitOptions, Vaihingen
-from cmt_geo.data.samplers import grid_starts
 from cmt_geo.errors import ConfigError
 
 from .conftest import nan_nodata_raster
@@ -89,13 +88,6 @@ def test_samplers_skip_nan_nodata(tmp_path: Path) -> None:
     grid = list(GridPatchSampler(dataset, 8, rank=0, world_size=1))
     assert {w.row for w in grid} == {16, 24}
     assert all(w.row >= 9 for w in RandomPatchSampler(dataset, 8, length=50, seed=0, rank=0, world_size=1))
-
-
-def test_grid_sits_flush_with_tile_edges_without_extra_rows() -> None:
-    assert grid_starts(32, 8, 8) == [0, 8, 16, 24]
-    assert grid_starts(30, 8, 8) == [0, 8, 16, 22]
-    assert grid_starts(30, 8, 6) == [0, 6, 12, 18, 22]
-    assert grid_starts(5, 8, 8) == [0]
 
 
 def test_grid_covers_every_pixel_and_shards_evenly(vaihingen: Vaihingen) -> None:

@@ -7,7 +7,7 @@ path before TorchGeo loads.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from cmt_geo.errors import ConfigError
 
@@ -16,16 +16,16 @@ if TYPE_CHECKING:
 
 DatasetName = Literal["vaihingen", "potsdam", "uavid", "loveda", "raster"]
 
+#: Every dataset name, in the order help texts list them.
+DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
 #: Dataset class of each name, as "module:class".
-_CLASSES: dict[str, str] = {
+_CLASSES: dict[DatasetName, str] = {
     "vaihingen": "cmt_geo.data.isprs:Vaihingen",
     "potsdam": "cmt_geo.data.isprs:Potsdam",
     "uavid": "cmt_geo.data.uavid:UAVid",
     "loveda": "cmt_geo.data.loveda:LoveDA",
     "raster": "cmt_geo.data.raster:RasterSegmentation",
 }
-#: Every dataset name, in the order help texts list them.
-DATASET_NAMES: tuple[str, ...] = tuple(_CLASSES)
 
 
 def dataset_class(name: str) -> type[TiledSegmentationDataset]:

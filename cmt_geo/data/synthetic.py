@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,13 +25,10 @@ from shapely import affinity
 
 from cmt_geo.data.isprs import ISPRSDataset
 from cmt_geo.data.labels import IGNORE_INDEX
-from cmt_geo.data.registry import dataset_class
+from cmt_geo.data.registry import DATASET_NAMES, DatasetName, dataset_class
 from cmt_geo.errors import ConfigError
 from cmt_geo.io.outputs import atomic_output
 from cmt_geo.progress import NullProgress, Progress, check_canceled
-
-Layout = Literal["raster", "vaihingen", "potsdam", "uavid", "loveda"]
-LAYOUTS: tuple[Layout, ...] = ("raster", "vaihingen", "potsdam", "uavid", "loveda")
 
 #: Class indices of a synthetic scene (the ISPRS order).
 IMPERVIOUS, BUILDING, LOW_VEGETATION, TREE, CAR, CLUTTER = range(6)
@@ -298,7 +295,7 @@ MAX_TILES = 200
 
 def write_synthetic(
     out_dir: str | Path,
-    layout: Layout = "raster",
+    layout: DatasetName = "raster",
     size: int = 512,
     seed: int = 0,
     tiles: int = 6,
@@ -328,8 +325,8 @@ def write_synthetic(
         ConfigError: an unknown layout, a size, seed or tile count out of range.
         OutputExistsError: the folder is not empty and `overwrite` is False, or is not a synthetic dataset.
     """
-    if layout not in LAYOUTS:
-        raise ConfigError(f"layout={layout!r} is not a layout; use one of {', '.join(LAYOUTS)}")
+    if layout not in DATASET_NAMES:
+        raise ConfigError(f"layout={layout!r} is not a layout; use one of {', '.join(DATASET_NAMES)}")
     if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= MAX_SIZE:
         raise ConfigError(f"size={size!r} is out of range; use a tile side of 32..{MAX_SIZE} pixels")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
@@ -346,7 +343,7 @@ def write_synthetic(
     return Path(out_dir)
 
 
-def _tile_plan(layout: Layout, tiles: int) -> list[tuple[str, str]]:
+def _tile_plan(layout: DatasetName, tiles: int) -> list[tuple[str, str]]:
     """(tile name, split) of every tile of a layout: two thirds train, the rest test, plus one unlabelled tile for
     UAVid and LoveDA (one scene for "raster")."""
     if layout == "raster":
@@ -365,7 +362,9 @@ def _tile_plan(layout: Layout, tiles: int) -> list[tuple[str, str]]:
     return [(f"Urban/{index}", split) for index, split in enumerate(splits)]
 
 
-def _write_tile(root: Path, layout: Layout, tile: tuple[str, str], *, size: int, seed: int, progress: Progress) -> None:
+def _write_tile(
+    root: Path, layout: DatasetName, tile: tuple[str, str], *, size: int, seed: int, progress: Progress
+) -> None:
     """Render tile (name, split) and write its image and labels where the layout's dataset class reads them."""
     kind = dataset_class(layout)
     paths = kind.layout_paths(*tile)

@@ -29,7 +29,7 @@ from cmt_geo.data.labels import IGNORE_INDEX, RGB, LabelCoding
 from cmt_geo.data.splits import carving_warning, check_split, describe_splits, split_tiles
 from cmt_geo.data.tiles import CheckOptions, CheckPlan, LayoutPaths, Problem, Tile, TileFiles, inspect_tiles
 from cmt_geo.errors import ConfigError, DatasetNotFoundError, IndexTypeError, InvalidRasterError
-from cmt_geo.io.raster import RasterInfo, open_raster, read_window
+from cmt_geo.io.raster import RasterInfo, nodata_values, open_raster, read_window
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +62,6 @@ class PatchWindow(NamedTuple):
     col: int
     height: int
     width: int
-
-
-def nodata_values(image: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
-    """True at every value of a (C, H, W) image that is no-data (NaN matches NaN; no value when `nodata` is None)."""
-    if nodata is None:
-        return np.zeros(image.shape, dtype=bool)
-    return np.isnan(image) if np.isnan(nodata) else image == nodata
 
 
 def check_command(dataset: str, root: object, labels: object = None) -> str:

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from cmt_geo.data.base import SplitOptions, nodata_values
+from cmt_geo.data.base import SplitOptions
 from cmt_geo.data.labels import IGNORE_INDEX, LabelCoding, nodata_class_warning
 from cmt_geo.data.registry import dataset_class
 from cmt_geo.data.splits import select_split
 from cmt_geo.data.tiles import CheckOptions, CheckPlan, Problem, TileFiles, inspect_tiles
 from cmt_geo.errors import DatasetNotFoundError, InvalidRasterError
-from cmt_geo.io.raster import RasterInfo, read_header, verify_raster
+from cmt_geo.io.raster import RasterInfo, nodata_values, read_header, verify_raster
 from cmt_geo.progress import NullProgress, Progress
 
 

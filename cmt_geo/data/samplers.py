@@ -13,10 +13,10 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from torch.utils.data import Sampler
 
-from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset, nodata_values
+from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset
 from cmt_geo.errors import ConfigError
 from cmt_geo.io.grid import grid_starts
-from cmt_geo.io.raster import read_window
+from cmt_geo.io.raster import nodata_values, read_window
 
 #: Draws per wanted patch before a random sampler gives up avoiding a patch it already drew this epoch.
 _MAX_TRIES = 50

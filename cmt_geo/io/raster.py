@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 import rasterio
 from affine import Affine
@@ -96,6 +97,13 @@ def read_window(
         raise InvalidRasterError(
             f"cannot read {str(name)!r} {where} ({detail}); the file is truncated or corrupt: replace it"
         ) from None
+
+
+def nodata_values(image: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
+    """True at every value of a (C, H, W) image that is no-data (NaN matches NaN; no value when `nodata` is None)."""
+    if nodata is None:
+        return np.zeros(image.shape, dtype=bool)
+    return np.isnan(image) if np.isnan(nodata) else image == nodata
 
 
 def block_windows(height: int, width: int, rows: int) -> Iterator[Window]:

@@ -1,0 +1,322 @@
+"""`predict_raster`: a raster of any size in, a classified Cloud-Optimized GeoTIFF (and friends) out, streaming.
+
+A reader thread reads overlapping windows (and their validity mask) ahead of the model; the model predicts
+batches of windows; a `RowBlender` blends their probabilities and hands out finished rows, which are written to
+striped GeoTIFFs at once. When every row is written, each striped file is copied to a COG (tiled, compressed,
+overviews) at a staging path that replaces the output only then. Memory depends on the raster's width and the tile
+size, never on its height.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.shutil
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+from torch import nn
+
+from cmt_geo.card import IGNORE_INDEX, ModelCard
+from cmt_geo.errors import ConfigError, InvalidRasterError
+from cmt_geo.inference.blend import FinishedRows, RowBlender
+from cmt_geo.inference.model import TilePredictor, resolve_device
+from cmt_geo.inference.options import PredictOptions
+from cmt_geo.io.class_raster import write_class_metadata
+from cmt_geo.io.grid import grid_windows
+from cmt_geo.io.outputs import atomic_output
+from cmt_geo.io.raster import nodata_values, open_raster, read_window
+from cmt_geo.progress import NullProgress, Progress, check_canceled
+
+logger = logging.getLogger(__name__)
+
+#: A checkpoint file, or a model already in memory with its card.
+ModelSource = str | os.PathLike[str] | tuple[nn.Module, ModelCard]
+#: Relative difference of input and training pixel sizes above which `predict_raster` warns.
+GSD_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class PredictOutputs:
+    """What `predict_raster` wrote: the class raster, and the optional confidence and probability rasters."""
+
+    classes: Path
+    confidence: Path | None = None
+    probabilities: Path | None = None
+
+
+def load_model(source: ModelSource, device: str = "cpu") -> tuple[nn.Module, ModelCard]:
+    """The model and card of a checkpoint path (or the given pair, unchanged)."""
+    if isinstance(source, tuple):
+        return source
+    from cmt_geo.models import load_checkpoint
+
+    return load_checkpoint(source, device)
+
+
+def input_bands(src: DatasetReader, card: ModelCard, bands: Sequence[int] | None) -> list[int]:
+    """The 1-based bands of `src` to feed the model, in the card's band order.
+
+    Explicit `bands` win; else bands whose descriptions name the card's bands; else all bands when the count matches.
+
+    Raises:
+        ConfigError: explicit bands out of range or of the wrong count.
+        InvalidRasterError: the band count does not fit and the band names do not say which bands to use.
+    """
+    wanted = card.band_names
+    hint = f"pass bands in the model's order {wanted} (--bands 1,2,3 / bands=(1, 2, 3))"
+    if bands is not None:
+        if len(bands) != len(wanted) or max(bands) > src.count:
+            raise ConfigError(
+                f"bands={tuple(bands)} do not fit: the model takes {len(wanted)} bands {wanted} and {src.name} has "
+                f"{src.count}; {hint}"
+            )
+        return list(bands)
+    described = [(description or "").strip().lower() for description in src.descriptions]
+    if all(name.lower() in described for name in wanted):
+        return [described.index(name.lower()) + 1 for name in wanted]
+    if src.count == len(wanted):
+        return list(range(1, src.count + 1))
+    raise InvalidRasterError(
+        f"{src.name} has {src.count} bands but the model takes {len(wanted)} {wanted}, and the band descriptions "
+        f"do not name them; {hint}"
+    )
+
+
+def _warn_resolution(src: DatasetReader, card: ModelCard) -> None:
+    """Warn when the input's pixel size differs from the training pixel size by more than `GSD_TOLERANCE`."""
+    if card.ground_sample_distance is None or src.crs is None or not src.crs.is_projected:
+        return
+    metres = abs(src.transform.a) * src.crs.linear_units_factor[1]
+    if abs(metres / card.ground_sample_distance - 1) > GSD_TOLERANCE:
+        logger.warning(
+            "%s has %.3g m pixels but the model was trained on %.3g m pixels; results may suffer: resample the input "
+            "to the training resolution (e.g. gdalwarp -tr) first",
+            src.name,
+            metres,
+            card.ground_sample_distance,
+        )
+
+
+@dataclass
+class _Tile:
+    window: Window
+    image: npt.NDArray[np.float32]
+    valid: npt.NDArray[np.bool_]
+
+
+_END = object()
+
+
+def _read_tiles(src: DatasetReader, bands: list[int], windows: list[Window], nodata: float | None) -> Iterator[Any]:
+    """Each window's image and validity mask (pixels that are not `nodata`, else not masked by the raster), in grid
+    order; the bare window when it has no valid pixel."""
+    nodata = src.nodata if nodata is None else nodata
+    for window in windows:
+        image = read_window(src, bands, window, src.name).astype(np.float32, copy=False)
+        if nodata is not None:
+            valid = ~nodata_values(image, nodata).all(axis=0)
+        else:  # an alpha band or an internal mask
+            valid = np.logical_and.reduce(read_window(src, bands, window, src.name, masks=True) > 0)
+        yield _Tile(window, image, valid) if valid.any() else window
+
+
+def _read_ahead(tiles: Iterator[Any], depth: int) -> Iterator[Any]:
+    """The items of `tiles`, produced by a thread up to `depth` ahead (read while the model computes)."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in tiles:
+                if stop.is_set():
+                    return
+                ahead.put(item)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            ahead.put(error)
+        ahead.put(_END)
+
+    thread = threading.Thread(target=produce, name="cmtgeo-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ahead.get_nowait()
+        thread.join()
+
+
+class _StripedOutputs:
+    """Striped GeoTIFFs receiving finished rows: class ids, and optionally confidence and probabilities."""
+
+    def __init__(self, src: DatasetReader, card: ModelCard, paths: dict[str, Path]) -> None:
+        profile = {
+            "driver": "GTiff",
+            "height": src.height,
+            "width": src.width,
+            "crs": src.crs,
+            "transform": src.transform,
+            "dtype": "uint8",
+            "nodata": IGNORE_INDEX,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
+        self.files: dict[str, Any] = {}
+        counts = {"classes": 1, "confidence": 1, "probabilities": card.num_classes}
+        for kind, path in paths.items():
+            self.files[kind] = rasterio.open(path, "w", count=counts[kind], **profile)
+        write_class_metadata(self.files["classes"], card.class_names, card.class_colors)
+        if "probabilities" in self.files:
+            for index, name in enumerate(card.class_names, start=1):
+                self.files["probabilities"].set_band_description(index, name)
+            self.files["probabilities"].update_tags(scale="percent")
+        if "confidence" in self.files:
+            self.files["confidence"].set_band_description(1, "confidence (max probability, percent)")
+
+    def write(self, rows: FinishedRows) -> None:
+        window = Window(0, rows.top, rows.probabilities.shape[-1], rows.bottom - rows.top)
+        classes = rows.probabilities.argmax(axis=0).astype(np.uint8)
+        classes[~rows.covered] = IGNORE_INDEX
+        self.files["classes"].write(classes[None], window=window)
+        percent = None
+        if "confidence" in self.files or "probabilities" in self.files:
+            percent = np.round(rows.probabilities * 100).astype(np.uint8)
+            percent[:, ~rows.covered] = IGNORE_INDEX
+        if "confidence" in self.files and percent is not None:
+            self.files["confidence"].write(percent.max(axis=0, initial=0)[None], window=window)
+        if "probabilities" in self.files and percent is not None:
+            self.files["probabilities"].write(percent, window=window)
+
+    def close(self) -> None:
+        for file in self.files.values():
+            file.close()
+
+
+def _to_cog(striped: Path, destination: Path, resampling: str) -> None:
+    """Copy a striped GeoTIFF to a Cloud-Optimized GeoTIFF with overviews made by `resampling`."""
+    rasterio.shutil.copy(
+        striped,
+        destination,
+        driver="COG",
+        compress="DEFLATE",
+        blocksize=512,
+        overview_resampling=resampling,
+        bigtiff="IF_SAFER",
+    )
+
+
+def predict_raster(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    model: ModelSource,
+    *,
+    options: PredictOptions | None = None,
+    confidence: str | os.PathLike[str] | None = None,
+    probabilities: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> PredictOutputs:
+    """Classify a raster of any size into a uint8 class COG on the input's exact grid.
+
+    Args:
+        source: the input raster (GeoTIFF, VRT, anything GDAL reads).
+        output: the class raster to write (class ids, no-data 255, colour table and class names; see
+            `cmt_geo.io.class_raster`).
+        model: a checkpoint path, or a (model, card) pair already in memory.
+        options: tiling, batching, TTA, band mapping, no-data and device.
+        confidence: also write the max probability per pixel (uint8 percent, no-data 255).
+        probabilities: also write every class's probability (one uint8 percent band per class, no-data 255).
+        overwrite: replace existing outputs.
+        progress: told the windows done so far, and asked whether to stop.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        InvalidRasterError: the input cannot be read, or its bands do not fit the model.
+        OutputExistsError: an output exists and `overwrite` is False.
+        CheckpointError: the checkpoint is missing, corrupt or not a cmt-geo checkpoint.
+        CanceledError: the progress asked to stop (no output is left behind).
+    """
+    options = options or PredictOptions()
+    progress = progress or NullProgress()
+    destinations = {"classes": output, "confidence": confidence, "probabilities": probabilities}
+    chosen = {kind: Path(path) for kind, path in destinations.items() if path is not None}
+    with open_raster(Path(source)) as src, contextlib.ExitStack() as stack:
+        staging = {kind: stack.enter_context(atomic_output(path, overwrite=overwrite)) for kind, path in chosen.items()}
+        net, card = load_model(model)
+        bands = input_bands(src, card, options.bands)
+        _warn_resolution(src, card)
+        predictor = TilePredictor(net, card, resolve_device(options.device), options.tta)
+        striped_paths = {kind: path.with_name(path.stem + ".striped.tif") for kind, path in staging.items()}
+        for path in striped_paths.values():
+            stack.callback(path.unlink, missing_ok=True)
+        striped = _StripedOutputs(src, card, striped_paths)
+        try:
+            _predict_rows(src, bands, predictor, options, striped, progress)
+        finally:
+            striped.close()
+        for kind, path in staging.items():
+            _to_cog(striped_paths[kind], path, "MODE" if kind == "classes" else "AVERAGE")
+    written = {kind: Path(path) for kind, path in chosen.items()}
+    logger.info("wrote %s", ", ".join(str(path) for path in written.values()))
+    return PredictOutputs(**written)
+
+
+def _predict_rows(
+    src: DatasetReader,
+    bands: list[int],
+    predictor: TilePredictor,
+    options: PredictOptions,
+    outputs: _StripedOutputs,
+    progress: Progress,
+) -> None:
+    """Predict every window in grid order, blend, and write rows as they are finished."""
+    tile, stride = options.grid(predictor.card.patch_size)
+    windows = list(grid_windows(src.height, src.width, (tile, tile), (stride, stride)))
+    shape = (int(windows[0].height), int(windows[0].width))
+    blender = RowBlender(predictor.card.num_classes, src.height, src.width, shape)
+    batch: list[_Tile] = []
+
+    def run_batch() -> None:
+        if not batch:
+            return
+        probabilities = predictor(np.stack([t.image for t in batch]), np.stack([t.valid for t in batch]))
+        for item, probs in zip(batch, probabilities, strict=True):
+            blender.add(item.window, probs, item.valid)
+        batch.clear()
+
+    tiles = _read_ahead(_read_tiles(src, bands, windows, options.nodata), depth=2 * options.batch_size)
+    for done, item in enumerate(tiles, start=1):
+        window = item.window if isinstance(item, _Tile) else item
+        if int(window.row_off) > blender.top:
+            run_batch()
+            for rows in blender.finish_until(int(window.row_off)):
+                outputs.write(rows)
+        if isinstance(item, _Tile):
+            batch.append(item)
+            if len(batch) == options.batch_size:
+                run_batch()
+        progress.report(done, len(windows), "windows predicted")
+        check_canceled(progress)
+    run_batch()
+    for rows in blender.finish_until(src.height):
+        outputs.write(rows)

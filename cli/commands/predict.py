@@ -56,6 +56,7 @@ def _bands(text: str | None) -> tuple[int, ...] | None:
 )
 @click.option("--bands", help="1-based input bands in the model's band order, e.g. 3,2,1 [default: by name or order].")
 @click.option("--nodata", type=float, help="Input no-data value [default: the raster's own mask].")
+@click.option("--resample", is_flag=True, help="Predict at the model's training pixel size, write at the input's.")
 @device_option
 @overwrite_option
 @progress_option
@@ -72,6 +73,7 @@ def predict(
     tta: str,
     bands: str | None,
     nodata: float | None,
+    resample: bool,
     device: str,
     overwrite: bool,
     progress_kind: str,
@@ -97,6 +99,7 @@ def predict(
         bands=_bands(bands),
         nodata=nodata,
         device=device,
+        resample=resample,
     )
     model = load_model(checkpoint)
     for folder in (output, vector, confidence, probabilities):

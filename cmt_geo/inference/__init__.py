@@ -4,7 +4,8 @@
 >>> predict_raster("ortho.tif", "classes.tif", "model.ckpt", options=PredictOptions(tta="flip"))
 """
 
+from cmt_geo.inference.arrays import predict_array
 from cmt_geo.inference.engine import PredictOutputs, input_bands, predict_raster
 from cmt_geo.inference.options import PredictOptions
 
-__all__ = ["PredictOptions", "PredictOutputs", "input_bands", "predict_raster"]
+__all__ = ["PredictOptions", "PredictOutputs", "input_bands", "predict_array", "predict_raster"]

@@ -23,7 +23,10 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.shutil
+from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from torch import nn
 
@@ -35,7 +38,7 @@ from cmt_geo.inference.options import PredictOptions
 from cmt_geo.io.class_raster import write_class_metadata
 from cmt_geo.io.grid import grid_windows
 from cmt_geo.io.outputs import atomic_output
-from cmt_geo.io.raster import nodata_values, open_raster, read_window
+from cmt_geo.io.raster import block_windows, nodata_values, open_raster, read_window
 from cmt_geo.progress import NullProgress, Progress, check_canceled
 
 logger = logging.getLogger(__name__)
@@ -93,19 +96,61 @@ def input_bands(src: DatasetReader, card: ModelCard, bands: Sequence[int] | None
     )
 
 
-def _warn_resolution(src: DatasetReader, card: ModelCard) -> None:
+def _pixel_metres(src: DatasetReader) -> float | None:
+    """The input's pixel width in metres, or None when its CRS is not projected."""
+    if src.crs is None or not src.crs.is_projected:
+        return None
+    return float(abs(src.transform.a) * src.crs.linear_units_factor[1])
+
+
+def _warn_resolution(src: DatasetReader, card: ModelCard, resample: bool) -> None:
     """Warn when the input's pixel size differs from the training pixel size by more than `GSD_TOLERANCE`."""
-    if card.ground_sample_distance is None or src.crs is None or not src.crs.is_projected:
+    metres = _pixel_metres(src)
+    if card.ground_sample_distance is None or metres is None or resample:
         return
-    metres = abs(src.transform.a) * src.crs.linear_units_factor[1]
     if abs(metres / card.ground_sample_distance - 1) > GSD_TOLERANCE:
         logger.warning(
-            "%s has %.3g m pixels but the model was trained on %.3g m pixels; results may suffer: resample the input "
-            "to the training resolution (e.g. gdalwarp -tr) first",
+            "%s has %.3g m pixels but the model was trained on %.3g m pixels; results may suffer: pass --resample "
+            "(resample=True) to predict at the training resolution and write at the input's",
             src.name,
             metres,
             card.ground_sample_distance,
         )
+
+
+def _at_model_resolution(src: DatasetReader, card: ModelCard) -> WarpedVRT:
+    """The input seen at the card's pixel size (bilinear), same CRS and extent.
+
+    Raises:
+        ConfigError: the card has no ground sample distance or the input's CRS is not projected.
+    """
+    metres = _pixel_metres(src)
+    if card.ground_sample_distance is None or metres is None:
+        raise ConfigError(
+            f"resampling needs the model's training pixel size and an input in a projected CRS; {src.name} is in "
+            f"{src.crs} and the card's ground_sample_distance is {card.ground_sample_distance}: leave --resample out"
+        )
+    factor = metres / card.ground_sample_distance
+    width, height = max(1, round(src.width * factor)), max(1, round(src.height * factor))
+    transform = src.transform * Affine.scale(src.width / width, src.height / height)
+    return WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear)
+
+
+def _to_input_grid(striped: dict[str, Path], src: DatasetReader, card: ModelCard) -> dict[str, Path]:
+    """Striped copies of outputs made at the model's resolution, on the input's grid (classes by nearest
+    neighbour, confidence and probabilities bilinearly)."""
+    fine_paths = {kind: path.with_name(path.stem + ".input-grid.tif") for kind, path in striped.items()}
+    fine = _StripedOutputs(src, card, fine_paths)
+    grid = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
+    try:
+        for kind, path in striped.items():
+            resampling = Resampling.nearest if kind == "classes" else Resampling.bilinear
+            with rasterio.open(path) as coarse, WarpedVRT(coarse, resampling=resampling, **grid) as warped:
+                for window in block_windows(src.height, src.width, 512):
+                    fine.files[kind].write(warped.read(window=window), window=window)
+    finally:
+        fine.close()
+    return fine_paths
 
 
 @dataclass
@@ -264,16 +309,21 @@ def predict_raster(
         staging = {kind: stack.enter_context(atomic_output(path, overwrite=overwrite)) for kind, path in chosen.items()}
         net, card = load_model(model)
         bands = input_bands(src, card, options.bands)
-        _warn_resolution(src, card)
+        _warn_resolution(src, card, options.resample)
         predictor = TilePredictor(net, card, resolve_device(options.device), options.tta)
+        reader = stack.enter_context(_at_model_resolution(src, card)) if options.resample else src
         striped_paths = {kind: path.with_name(path.stem + ".striped.tif") for kind, path in staging.items()}
         for path in striped_paths.values():
             stack.callback(path.unlink, missing_ok=True)
-        striped = _StripedOutputs(src, card, striped_paths)
+        striped = _StripedOutputs(reader, card, striped_paths)
         try:
-            _predict_rows(src, bands, predictor, options, striped, progress)
+            _predict_rows(reader, bands, predictor, options, striped, progress)
         finally:
             striped.close()
+        if reader is not src:
+            striped_paths = _to_input_grid(striped_paths, src, card)
+            for path in striped_paths.values():
+                stack.callback(path.unlink, missing_ok=True)
         for kind, path in staging.items():
             _to_cog(striped_paths[kind], path, "MODE" if kind == "classes" else "AVERAGE")
     written = {kind: Path(path) for kind, path in chosen.items()}

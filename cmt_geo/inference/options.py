@@ -24,6 +24,8 @@ class PredictOptions:
             descriptions) or taken in order when the input has exactly the card's band count.
         nodata: input value that marks pixels without data; the raster's own mask (no-data, alpha) when None.
         device: "auto" (CUDA, else MPS, else CPU), "cpu", "mps", "cuda" or "cuda:N".
+        resample: predict at the card's training pixel size (the input resampled bilinearly) and write the outputs
+            at the input's; for inputs whose pixel size differs from the training one.
     """
 
     tile_size: int | None = None
@@ -33,6 +35,7 @@ class PredictOptions:
     bands: tuple[int, ...] | None = None
     nodata: float | None = None
     device: str = "auto"
+    resample: bool = False
 
     def __post_init__(self) -> None:
         validate_fields(self, "predict option")

@@ -11,6 +11,7 @@ import rasterio
 import torch
 from affine import Affine
 
+import cmt_geo
 from cmt_geo.errors import CanceledError, CheckpointError, ConfigError, InvalidRasterError, OutputExistsError
 from cmt_geo.inference import PredictOptions, predict_raster
 from cmt_geo.io.class_raster import read_class_names
@@ -202,3 +203,50 @@ def test_json_of_the_class_names_tag_is_what_the_vector_side_reads(tmp_path: Pat
     written = predict_raster(write_raster(tmp_path / "in.tif", 64, 64), tmp_path / "c.tif", checkpoint, options=SMALL)
     with rasterio.open(written.classes) as out:
         assert json.loads(out.tags()["class_names"]) == list(CLASSES)
+
+
+def test_a_dataarray_in_gives_a_class_dataarray_on_its_grid(tmp_path: Path, checkpoint: Path) -> None:
+    import rioxarray
+
+    source = write_raster(tmp_path / "in.tif", 70, 90)
+    data = rioxarray.open_rasterio(source)
+    classes = cmt_geo.predict_array(data, checkpoint, options=SMALL)
+    written = predict_raster(source, tmp_path / "classes.tif", checkpoint, options=SMALL)
+    with rasterio.open(written.classes) as out:
+        assert np.array_equal(classes.values, out.read(1))
+    assert classes.rio.transform() == data.rio.transform()
+    assert classes.rio.crs == data.rio.crs
+    assert classes.attrs["class_names"] == list(CLASSES)
+
+
+def test_a_finer_input_is_warned_about_or_predicted_at_the_training_resolution(
+    tmp_path: Path, checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fine = Affine(0.25, 0, 500000.0, 0, -0.25, 5400000.0)  # the card says 0.5 m
+    source = write_raster(tmp_path / "in.tif", 256, 256, transform=fine)
+    totals: list[int | None] = []
+
+    class Totals:
+        def report(self, done: int, total: int | None, message: str = "") -> None:
+            totals.append(total)
+
+        def is_canceled(self) -> bool:
+            return False
+
+    predict_raster(source, tmp_path / "plain.tif", checkpoint, options=SMALL, progress=Totals())
+    assert "has 0.25 m pixels but the model was trained on 0.5 m pixels" in caplog.text
+    windows_at_input_resolution = totals[-1]
+    totals.clear()
+    options = PredictOptions(tile_size=64, overlap=16, resample=True)
+    written = predict_raster(source, tmp_path / "resampled.tif", checkpoint, options=options, progress=Totals())
+    assert totals[-1] is not None
+    assert windows_at_input_resolution is not None
+    assert totals[-1] <= windows_at_input_resolution / 2  # a quarter of the pixels went through the model
+    with rasterio.open(written.classes) as out, rasterio.open(source) as src:
+        assert (out.transform, out.shape, out.crs) == (src.transform, src.shape, src.crs)
+        assert read_class_names(out) == CLASSES
+        classes = out.read(1)
+    assert set(np.unique(classes)) <= {0, 1, 2}
+    geographic = write_raster(tmp_path / "ll.tif", 64, 64, crs="EPSG:4326", transform=Affine(1e-5, 0, 13, 0, -1e-5, 52))
+    with pytest.raises(ConfigError, match="resampling needs the model's training pixel size"):
+        predict_raster(geographic, tmp_path / "ll-classes.tif", checkpoint, options=options)

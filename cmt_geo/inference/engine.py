@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.shutil
+import torch
+import torch.distributed
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
@@ -31,7 +33,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from cmt_geo.card import IGNORE_INDEX, ModelCard
-from cmt_geo.errors import ConfigError, InvalidRasterError
+from cmt_geo.errors import CmtGeoError, ConfigError, InvalidRasterError
 from cmt_geo.inference.blend import FinishedRows, RowBlender
 from cmt_geo.inference.model import TilePredictor, resolve_device
 from cmt_geo.inference.options import PredictOptions
@@ -303,46 +305,124 @@ def predict_raster(
     """
     options = options or PredictOptions()
     progress = progress or NullProgress()
+    rank, world = _distributed()
     destinations = {"classes": output, "confidence": confidence, "probabilities": probabilities}
     chosen = {kind: Path(path) for kind, path in destinations.items() if path is not None}
     with open_raster(Path(source)) as src, contextlib.ExitStack() as stack:
-        staging = {kind: stack.enter_context(atomic_output(path, overwrite=overwrite)) for kind, path in chosen.items()}
+        staging = _shared_staging(stack, chosen, overwrite, rank, world)
         net, card = load_model(model)
         bands = input_bands(src, card, options.bands)
         _warn_resolution(src, card, options.resample)
         predictor = TilePredictor(net, card, resolve_device(options.device), options.tta)
         reader = stack.enter_context(_at_model_resolution(src, card)) if options.resample else src
         striped_paths = {kind: path.with_name(path.stem + ".striped.tif") for kind, path in staging.items()}
-        for path in striped_paths.values():
-            stack.callback(path.unlink, missing_ok=True)
-        striped = _StripedOutputs(reader, card, striped_paths)
+        parts = (
+            [
+                {kind: path.with_name(f"{path.stem}.part{index}.tif") for kind, path in staging.items()}
+                for index in range(world)
+            ]
+            if world > 1
+            else [striped_paths]
+        )
+        if rank == 0:
+            for path in [*striped_paths.values(), *(path for part in parts for path in part.values())]:
+                stack.callback(path.unlink, missing_ok=True)
+        striped = _StripedOutputs(reader, card, parts[rank])
         try:
-            _predict_rows(reader, bands, predictor, options, striped, progress)
+            rows = _rank_rows(reader.height, rank, world)
+            _predict_rows(
+                reader, predictor, bands=bands, options=options, outputs=striped, progress=progress, rows=rows
+            )
         finally:
             striped.close()
-        if reader is not src:
-            striped_paths = _to_input_grid(striped_paths, src, card)
-            for path in striped_paths.values():
-                stack.callback(path.unlink, missing_ok=True)
-        for kind, path in staging.items():
-            _to_cog(striped_paths[kind], path, "MODE" if kind == "classes" else "AVERAGE")
+        if world > 1:
+            torch.distributed.barrier()
+            if rank == 0:
+                _merge_parts(parts, striped_paths, reader, card)
+        if rank == 0:
+            if reader is not src:
+                striped_paths = _to_input_grid(striped_paths, src, card)
+                for path in striped_paths.values():
+                    stack.callback(path.unlink, missing_ok=True)
+            for kind, path in staging.items():
+                _to_cog(striped_paths[kind], path, "MODE" if kind == "classes" else "AVERAGE")
+    if world > 1:
+        torch.distributed.barrier()  # every rank returns once the outputs exist
     written = {kind: Path(path) for kind, path in chosen.items()}
     logger.info("wrote %s", ", ".join(str(path) for path in written.values()))
     return PredictOutputs(**written)
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialized torch.distributed process group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _rank_rows(height: int, rank: int, world: int) -> tuple[int, int]:
+    """The output rows [top, bottom) that rank `rank` of `world` predicts: contiguous, disjoint bands."""
+    return height * rank // world, height * (rank + 1) // world
+
+
+def _shared_staging(
+    stack: contextlib.ExitStack, chosen: dict[str, Path], overwrite: bool, rank: int, world: int
+) -> dict[str, Path]:
+    """Rank 0's staging paths for the outputs (entered on `stack`), known to every rank; an error there (an
+    existing output, say) is raised on every rank."""
+    staging: dict[str, Path] = {}
+    failure: BaseException | None = None
+    if rank == 0:
+        try:
+            staging = {
+                kind: stack.enter_context(atomic_output(path, overwrite=overwrite)) for kind, path in chosen.items()
+            }
+        except CmtGeoError as error:
+            failure = error
+    if world > 1:
+        shared: list[Any] = [staging, failure]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        staging, failure = shared
+    if failure is not None:
+        raise failure
+    return staging
+
+
+def _merge_parts(
+    parts: list[dict[str, Path]], striped_paths: dict[str, Path], reader: DatasetReader, card: ModelCard
+) -> None:
+    """Copy each rank's rows from its part files into the striped outputs, a block of rows at a time."""
+    merged = _StripedOutputs(reader, card, striped_paths)
+    try:
+        for index, part in enumerate(parts):
+            top, bottom = _rank_rows(reader.height, index, len(parts))
+            for kind, path in part.items():
+                with rasterio.open(path) as rows:
+                    for window in block_windows(bottom - top, reader.width, 512):
+                        placed = Window(0, top + int(window.row_off), reader.width, int(window.height))
+                        merged.files[kind].write(rows.read(window=placed), window=placed)
+    finally:
+        merged.close()
+
+
 def _predict_rows(
     src: DatasetReader,
-    bands: list[int],
     predictor: TilePredictor,
+    *,
+    bands: list[int],
     options: PredictOptions,
     outputs: _StripedOutputs,
     progress: Progress,
+    rows: tuple[int, int],
 ) -> None:
-    """Predict every window in grid order, blend, and write rows as they are finished."""
+    """Predict, in grid order, every window that touches output `rows` [top, bottom), blend, and write those rows
+    as they are finished (every window covering a row contributes, so any split into row bands gives the same
+    result)."""
     tile, stride = options.grid(predictor.card.patch_size)
-    windows = list(grid_windows(src.height, src.width, (tile, tile), (stride, stride)))
-    shape = (int(windows[0].height), int(windows[0].width))
+    grid = list(grid_windows(src.height, src.width, (tile, tile), (stride, stride)))
+    shape = (int(grid[0].height), int(grid[0].width))
+    top, bottom = rows
+    windows = [w for w in grid if int(w.row_off) < bottom and int(w.row_off + w.height) > top]
     blender = RowBlender(predictor.card.num_classes, src.height, src.width, shape)
     batch: list[_Tile] = []
 
@@ -354,13 +434,18 @@ def _predict_rows(
             blender.add(item.window, probs, item.valid)
         batch.clear()
 
+    def write_until(row: int) -> None:
+        for finished in blender.finish_until(row):
+            kept = _clip(finished, top, bottom)
+            if kept is not None:
+                outputs.write(kept)
+
     tiles = _read_ahead(_read_tiles(src, bands, windows, options.nodata), depth=2 * options.batch_size)
     for done, item in enumerate(tiles, start=1):
         window = item.window if isinstance(item, _Tile) else item
         if int(window.row_off) > blender.top:
             run_batch()
-            for rows in blender.finish_until(int(window.row_off)):
-                outputs.write(rows)
+            write_until(int(window.row_off))
         if isinstance(item, _Tile):
             batch.append(item)
             if len(batch) == options.batch_size:
@@ -368,5 +453,13 @@ def _predict_rows(
         progress.report(done, len(windows), "windows predicted")
         check_canceled(progress)
     run_batch()
-    for rows in blender.finish_until(src.height):
-        outputs.write(rows)
+    write_until(bottom)
+
+
+def _clip(rows: FinishedRows, top: int, bottom: int) -> FinishedRows | None:
+    """The part of finished rows inside [top, bottom), or None when they do not meet."""
+    first, last = max(rows.top, top), min(rows.bottom, bottom)
+    if first >= last:
+        return None
+    keep = slice(first - rows.top, last - rows.top)
+    return FinishedRows(first, last, rows.probabilities[:, keep], rows.covered[keep])

@@ -81,15 +81,18 @@ def predict(
     """Classify rasters of any size into class COGs on their exact grids, streaming and seamlessly blended.
 
     INPUT may be GeoTIFFs, VRTs or folders of them; with several inputs, -o (and --vector, --confidence,
-    --probabilities) name folders that receive one file per input.
+    --probabilities) name folders that receive one file per input. Under torchrun, each process predicts a band
+    of rows (on its own GPU when there are GPUs) and rank 0 writes the outputs.
 
     \b
     $ cmtgeo predict ortho.tif -o classes.tif --checkpoint model.ckpt --vector classes.gpkg
+    $ torchrun --nproc-per-node 4 --no-python cmtgeo predict ortho.tif -o classes.tif --checkpoint model.ckpt
     """
     from cmt_geo.inference import PredictOptions, predict_raster
-    from cmt_geo.inference.engine import load_model
+    from cmt_geo.inference.engine import join_launched_group, load_model
 
     sources = _inputs(inputs)
+    device = join_launched_group(device)
     several = len(sources) > 1 or inputs[0].is_dir()
     options = PredictOptions(
         tile_size=tile_size,

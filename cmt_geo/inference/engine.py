@@ -353,6 +353,18 @@ def predict_raster(
     return PredictOutputs(**written)
 
 
+def join_launched_group(device: str) -> str:
+    """Join the process group a launcher such as torchrun describes (WORLD_SIZE > 1 in the environment), once;
+    returns the device for this process ("cuda:LOCAL_RANK" when `device` is "auto" or "cuda" and CUDA is there)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not torch.distributed.is_available():
+        return device
+    cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else device
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size) of an initialized torch.distributed process group, else (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

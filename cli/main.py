@@ -18,6 +18,8 @@ from cmt_geo.io.outputs import Terminated, terminate_on_sigterm
 
 from .commands.data import data
 from .commands.info import info
+from .commands.predict import predict
+from .commands.vectorize import vectorize
 
 _VERBOSE_KEY = "cmtgeo.verbose"
 
@@ -78,6 +80,8 @@ def cmtgeo(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 cmtgeo.add_command(data)
 cmtgeo.add_command(info)
+cmtgeo.add_command(predict)
+cmtgeo.add_command(vectorize)
 
 
 def main() -> None:

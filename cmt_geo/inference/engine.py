@@ -14,7 +14,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,7 +178,7 @@ def _read_tiles(src: DatasetReader, bands: list[int], windows: list[Window], nod
         yield _Tile(window, image, valid) if valid.any() else window
 
 
-def _read_ahead(tiles: Iterator[Any], depth: int) -> Iterator[Any]:
+def _read_ahead(tiles: Iterator[Any], depth: int) -> Generator[Any, None, None]:
     """The items of `tiles`, produced by a thread up to `depth` ahead (read while the model computes)."""
     ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -453,17 +453,18 @@ def _predict_rows(
                 outputs.write(kept)
 
     tiles = _read_ahead(_read_tiles(src, bands, windows, options.nodata), depth=2 * options.batch_size)
-    for done, item in enumerate(tiles, start=1):
-        window = item.window if isinstance(item, _Tile) else item
-        if int(window.row_off) > blender.top:
-            run_batch()
-            write_until(int(window.row_off))
-        if isinstance(item, _Tile):
-            batch.append(item)
-            if len(batch) == options.batch_size:
+    with contextlib.closing(tiles):  # stop and join the reader before the raster closes, also on an error
+        for done, item in enumerate(tiles, start=1):
+            window = item.window if isinstance(item, _Tile) else item
+            if int(window.row_off) > blender.top:
                 run_batch()
-        progress.report(done, len(windows), "windows predicted")
-        check_canceled(progress)
+                write_until(int(window.row_off))
+            if isinstance(item, _Tile):
+                batch.append(item)
+                if len(batch) == options.batch_size:
+                    run_batch()
+            progress.report(done, len(windows), "windows predicted")
+            check_canceled(progress)
     run_batch()
     write_until(bottom)
 

@@ -43,7 +43,14 @@ def test_version_from_the_console_script() -> None:
 def test_help_lists_commands_with_summaries() -> None:
     result = CliRunner().invoke(cmtgeo, ["--help"])
     assert result.exit_code == 0
-    assert "info  Show versions, compute devices and optional backends." in result.output
+    summaries = {
+        line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1]
+        for line in result.output.split("Commands:")[1].splitlines()
+        if line.strip()
+    }
+    assert summaries["info"] == "Show versions, compute devices and optional backends."
+    assert summaries["vectorize"] == "Turn a class raster into class polygons."
+    assert summaries["predict"].startswith("Classify rasters of any size")
 
 
 def test_library_error_is_one_line_exit_1_without_traceback(failing_command: str) -> None:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from cmt_geo.data.base import SplitOptions
 from cmt_geo.data.labels import IGNORE_INDEX, LabelCoding, nodata_class_warning
 from cmt_geo.data.registry import dataset_class
-from cmt_geo.data.splits import select_split
+from cmt_geo.data.splits import split_tiles
 from cmt_geo.data.tiles import CheckOptions, CheckPlan, Problem, TileFiles, inspect_tiles
 from cmt_geo.errors import DatasetNotFoundError, InvalidRasterError
 from cmt_geo.io.raster import RasterInfo, nodata_values, read_header, verify_raster
@@ -84,9 +84,10 @@ def check_dataset(
     coding = plan.coding
     usable, header_problems = inspect_tiles([*plan.loaded, *plan.extra], coding.bands if coding else 1)
     report.problems = list(dict.fromkeys([*plan.problems, *header_problems]))  # an image shared by two labels
-    pixels, unreadable = _verify_files(usable, set(plan.loaded), plan, report.problems, progress or NullProgress())
+    loaded = set(plan.loaded)
+    pixels, unreadable = _verify_files(usable, loaded, plan, report.problems, progress or NullProgress())
     readable = [files for files, _ in usable if files.image not in unreadable and files.label not in unreadable]
-    report.tiles_per_split = _tiles_per_split([files for files in readable if files in set(plan.loaded)])
+    report.tiles_per_split = _tiles_per_split([files for files in readable if files in loaded])
     if coding is not None:
         counts = {name: int(pixels[index]) for index, name in enumerate(plan.classes)}
         if len(plan.classes) == IGNORE_INDEX:  # raster labels checked without class names: values that occur
@@ -128,7 +129,10 @@ def _verify_files(
                 continue
             counts = np.zeros(256, dtype=np.int64)
             try:
-                _verify(path, (coding, classes) if label and coding else None, counts, problems, advance)
+                if label and coding is not None:
+                    _verify_label(path, (coding, classes), counts, problems, advance)
+                else:
+                    _verify_image(path, problems, advance)
             except InvalidRasterError as exc:
                 problems.append(Problem("unreadable", path, str(exc).replace(f"{str(path)!r} ", "", 1)))
                 unreadable.add(path)
@@ -139,19 +143,16 @@ def _verify_files(
     return pixels, unreadable
 
 
-def _verify(
+def _verify_label(
     path: Path,
-    label: tuple[LabelCoding, tuple[str, ...]] | None,
+    label: tuple[LabelCoding, tuple[str, ...]],
     pixels: npt.NDArray[np.int64],
     problems: list[Problem],
     advance: Callable[[int], None],
 ) -> None:
-    """Decode one file; for a label (its coding and class names), add its mask values to `pixels` and report codes
+    """Decode one label raster (with its coding and class names): add its mask values to `pixels`, and report codes
     that are not classes and a no-data value that is a class."""
     unknown: Counter[str] = Counter()
-    if label is None:
-        _verify_image(path, problems, advance)
-        return
     coding, classes = label
     tolerant = dataclasses.replace(coding, unknown="ignore")
     nodata = read_header(path).nodata
@@ -194,9 +195,7 @@ def _verify_image(path: Path, problems: list[Problem], advance: Callable[[int], 
 def _tiles_per_split(loaded: list[TileFiles]) -> dict[str, int]:
     """Tiles per split as the datasets load them with default split options."""
     options = SplitOptions()
-    counts = {
-        split: len(select_split(loaded, split, options.val_fraction, options.val_tiles, options.seed))
-        for split in ("train", "val", "test")
-    }
+    splits = split_tiles(loaded, options.val_fraction, options.val_tiles, options.seed, options.test_source)
+    counts = {split: len(tiles) for split, tiles in splits.items()}
     counts["unlabelled"] = sum(files.split == "unlabelled" for files in loaded)
     return {split: count for split, count in counts.items() if count}

@@ -37,6 +37,17 @@ class DeviceType(click.ParamType):
         return text
 
 
+class NameListType(click.ParamType):
+    """Comma-separated names, e.g. "soil, crop,hedge" -> ("soil", "crop", "hedge")."""
+
+    name = "a,b,c"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        return tuple(name.strip() for name in str(value).split(","))
+
+
 device_option = click.option(
     "--device",
     type=DeviceType(),

@@ -8,7 +8,7 @@ import click
 
 from cmt_geo.data.registry import DATASET_NAMES
 
-from ..options import make_progress, overwrite_option, progress_option
+from ..options import NameListType, make_progress, overwrite_option, progress_option
 
 _MAX_SIZE = 8192  # cmt_geo.data.synthetic.MAX_SIZE, repeated here so that --help loads no raster library
 
@@ -35,6 +35,7 @@ def data() -> None:
 )
 @click.option(
     "--classes",
+    type=NameListType(),
     help="With --dataset raster: class names in index order, comma-separated; label values are checked against "
     "them (without it, the values found are counted).",
 )
@@ -53,7 +54,7 @@ def check(
     root: Path,
     labels: Path | None,
     labels_kind: str,
-    classes: str | None,
+    classes: tuple[str, ...] | None,
     class_column: str,
     label_nodata: str,
     progress_kind: str,
@@ -72,11 +73,10 @@ def check(
     """
     from cmt_geo.data.check import CheckOptions, check_dataset
 
-    names = tuple(name.strip() for name in classes.split(",")) if classes else None
     options = CheckOptions(
         labels=labels,
         labels_kind=labels_kind,  # type: ignore[arg-type]
-        classes=names,
+        classes=classes or None,
         class_column=class_column,
         label_nodata=label_nodata,  # type: ignore[arg-type]
     )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import click
 
-from ..options import make_progress, output_option, overwrite_option, progress_option
+from ..options import NameListType, make_progress, output_option, overwrite_option, progress_option
 
 
 class SimplifyType(click.ParamType):
@@ -51,6 +51,7 @@ class SimplifyType(click.ParamType):
 )
 @click.option(
     "--classes",
+    type=NameListType(),
     help="Class names in id order, comma-separated (default: the names stored in CLASS_RASTER, else class_<id>).",
 )
 @overwrite_option
@@ -60,7 +61,7 @@ def vectorize(
     output: Path,
     simplify: Literal["auto"] | float | None,
     min_area: float,
-    classes: str | None,
+    classes: tuple[str, ...] | None,
     overwrite: bool,
     progress_kind: str,
 ) -> None:
@@ -75,13 +76,12 @@ def vectorize(
     """
     from cmt_geo.vector import vectorize as vectorize_raster
 
-    names = [name.strip() for name in classes.split(",")] if classes else None
     written = vectorize_raster(
         class_raster,
         output,
         simplify=simplify,
         min_area=min_area,
-        class_names=names,
+        class_names=classes or None,
         overwrite=overwrite,
         progress=make_progress(progress_kind),
     )

@@ -17,6 +17,7 @@ from cmt_geo.errors import CmtGeoError
 from cmt_geo.io.outputs import Terminated, terminate_on_sigterm
 
 from .commands.data import data
+from .commands.evaluate import evaluate
 from .commands.info import info
 from .commands.predict import predict
 from .commands.vectorize import vectorize
@@ -79,6 +80,7 @@ def cmtgeo(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 
 cmtgeo.add_command(data)
+cmtgeo.add_command(evaluate)
 cmtgeo.add_command(info)
 cmtgeo.add_command(predict)
 cmtgeo.add_command(vectorize)

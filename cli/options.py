@@ -56,6 +56,33 @@ device_option = click.option(
     help="Where to compute: auto (CUDA, else MPS, else CPU), cpu, mps, cuda or cuda:N.",
 )
 
+
+def tiling_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--tile-size`, `--overlap`, `--batch-size` and `--tta`: how a raster is cut into windows and predicted."""
+    for option in reversed(
+        [
+            click.option(
+                "--tile-size", type=click.IntRange(32, 8192), help="Window side, px [default: the training patch size]."
+            ),
+            click.option(
+                "--overlap", type=click.IntRange(min=0), help="Pixels shared by neighbouring windows [default: tile/4]."
+            ),
+            click.option(
+                "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Windows per forward."
+            ),
+            click.option(
+                "--tta",
+                type=click.Choice(["none", "flip", "d4"]),
+                default="none",
+                show_default=True,
+                help="Test-time augmentation: none, flip (4 flips) or d4 (8 flips and rotations).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 progress_option = click.option(
     "--progress",
     "progress_kind",

@@ -29,8 +29,10 @@ def write_raster(
     seed: int = 0,
     dtype: str = "uint16",
     descriptions: tuple[str, ...] = BANDS,
+    maximum: float | None = None,
 ) -> Path:
-    """A smooth random 4-band raster (fields of blobs), so a model's output has structure."""
+    """A smooth random 4-band raster (fields of blobs, values from 1 to `maximum`), so a model's output has
+    structure."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 1000, (len(descriptions), height // 16 + 2, width // 16 + 2))
     image = np.kron(coarse, np.ones((16, 16)))[:, :height, :width] + rng.normal(
@@ -39,7 +41,7 @@ def write_raster(
     transform = transform or Affine(0.5, 0, 500000.0, 0, -0.5, 9120475.75)
     profile = {"driver": "GTiff", "height": height, "width": width, "count": len(descriptions), "dtype": dtype}
     with rasterio.open(path, "w", crs=crs, transform=transform, nodata=nodata, **profile) as dst:
-        dst.write(np.clip(image, 1, None).astype(dtype))
+        dst.write(np.clip(image, 1, maximum).astype(dtype))
         dst.descriptions = descriptions
     return path
 

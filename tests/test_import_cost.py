@@ -6,10 +6,13 @@ import sys
 HEAVY = ("torchgeo", "lightning", "click", "mamba_ssm", "selective_scan_cuda", "triton", "qgis", "numba", "rasterio")
 
 
-def _modules_loaded_by(statement: str) -> set[str]:
+def _full_modules_loaded_by(statement: str) -> set[str]:
     code = f"import sys; {statement}; print('\\n'.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return {name.split(".")[0] for name in out.split()}
+    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+
+
+def _modules_loaded_by(statement: str) -> set[str]:
+    return {name.split(".")[0] for name in _full_modules_loaded_by(statement)}
 
 
 def test_import_cmt_geo_loads_no_heavy_module() -> None:
@@ -28,3 +31,20 @@ def test_data_package_labels_registry_and_outputs_load_no_torch_or_torchgeo() ->
         "cmt_geo.data.DATASET_NAMES"
     )
     assert loaded.isdisjoint({*HEAVY, "torch", "kornia"}), sorted(loaded & {*HEAVY, "torch", "kornia"})
+
+
+def test_vector_package_loads_no_torch_or_model() -> None:
+    modules = _full_modules_loaded_by("import cmt_geo.vector; cmt_geo.vector.vectorize")
+    loaded = {name.split(".")[0] for name in modules}
+    assert "shapely" in loaded  # the import really happened
+    forbidden = {"torch", "torchgeo", "timm", "lightning", "kornia", "mamba_ssm", "triton"}
+    assert loaded.isdisjoint(forbidden), sorted(loaded & forbidden)
+    assert not {name for name in modules if name.startswith("cmt_geo.models")}
+
+
+def test_evaluation_package_loads_numpy_only() -> None:
+    """Training imports the metrics; torch, rasterio and matplotlib wait for `evaluate` to run."""
+    loaded = _modules_loaded_by("import cmt_geo.evaluation; cmt_geo.evaluation.evaluate")
+    assert "numpy" in loaded  # the import really happened
+    forbidden = {"torch", "torchgeo", "rasterio", "lightning", "matplotlib", "xarray", "click"}
+    assert loaded.isdisjoint(forbidden), sorted(loaded & forbidden)

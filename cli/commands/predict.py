@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option, make_progress, output_option, overwrite_option, progress_option
+from ..options import device_option, make_progress, output_option, overwrite_option, progress_option, tiling_options
 
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 
@@ -48,12 +48,7 @@ def _bands(text: str | None) -> tuple[int, ...] | None:
 @click.option(
     "--probabilities", type=click.Path(path_type=Path), help="Also write every class's probability (uint8 %)."
 )
-@click.option("--tile-size", type=click.IntRange(32, 8192), help="Window side, px [default: the training patch size].")
-@click.option("--overlap", type=click.IntRange(min=0), help="Pixels shared by neighbouring windows [default: tile/4].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Windows per forward.")
-@click.option(
-    "--tta", type=click.Choice(["none", "flip", "d4"]), default="none", show_default=True, help="Test-time aug."
-)
+@tiling_options
 @click.option("--bands", help="1-based input bands in the model's band order, e.g. 3,2,1 [default: by name or order].")
 @click.option("--nodata", type=float, help="Input no-data value [default: the raster's own mask].")
 @click.option("--resample", is_flag=True, help="Predict at the model's training pixel size, write at the input's.")

@@ -1,11 +1,13 @@
-"""A model ready to predict tiles: device, normalization of raw pixels, test-time augmentation, softmax."""
+"""A model ready to predict tiles: device, normalization of raw pixels, test-time augmentation."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from cmt_geo.card import ModelCard
 from cmt_geo.errors import BackendUnavailableError
@@ -40,7 +42,7 @@ def _views(tta: TestTimeAugmentation) -> list[tuple[int, bool]]:
 
 
 class TilePredictor:
-    """Class probabilities of batches of raw tiles.
+    """Class logits of batches of raw tiles (their softmax over classes is the class probability).
 
     Args:
         model: maps (B, C, H, W) normalized images to (B, K, H, W) logits.
@@ -50,29 +52,40 @@ class TilePredictor:
     """
 
     def __init__(self, model: nn.Module, card: ModelCard, device: torch.device, tta: TestTimeAugmentation) -> None:
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         self.card = card
         self.device = device
         self.views = _views(tta)
         stats = card.normalization
-        self.mean = torch.tensor(stats.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(stats.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.scale = (1 / np.array(stats.std, dtype=np.float32))[:, None, None]
+        self.shift = -np.array(stats.mean, dtype=np.float32)[:, None, None] * self.scale
+
+    def prepare(self, raw: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.float32]:
+        """The model input of a (C, H, W) raw tile: standardized float32, pixels not `valid` at 0 (the band means).
+        Cheap numpy, so a reader thread can do it while the model runs."""
+        image = np.multiply(raw, self.scale, dtype=np.float32)
+        image += self.shift
+        if valid is not None:
+            image *= valid
+        return image
 
     @torch.inference_mode()
-    def __call__(self, tiles: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
-        """(B, K, H, W) float32 probabilities of (B, C, H, W) raw tiles; invalid pixels are fed as the band means."""
-        image = torch.from_numpy(tiles).to(self.device, non_blocking=True)
-        mask = torch.from_numpy(valid).to(self.device).unsqueeze(1)
-        image = torch.where(mask, (image - self.mean) / self.std, 0.0)
+    def __call__(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """(B, K, H, W) float32 class logits of (B, C, H, W) tiles from `prepare`: the model's, or with test-time
+        augmentation the log of the views' mean probability."""
+        # channels-last: convolutions run several times faster on CPU (oneDNN) and with tensor cores
+        image = torch.from_numpy(images).to(self.device).contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        total: Tensor | None = None
         with autocast:
-            for turns, flip in self.views:
-                view = torch.rot90(image, turns, dims=(-2, -1)) if turns else image
-                view = view.flip(-1) if flip else view
-                probabilities = self.model(view).float().softmax(dim=1)
-                probabilities = probabilities.flip(-1) if flip else probabilities
-                probabilities = torch.rot90(probabilities, -turns, dims=(-2, -1)) if turns else probabilities
-                total = probabilities if total is None else total + probabilities
-        assert total is not None
-        return (total / len(self.views)).cpu().numpy()
+            if len(self.views) == 1:
+                logits = self.model(image).float()
+            else:
+                total = torch.zeros(())
+                for turns, flip in self.views:
+                    view = torch.rot90(image, turns, dims=(-2, -1)) if turns else image
+                    view = view.flip(-1) if flip else view
+                    probabilities = self.model(view).float().softmax(dim=1)
+                    probabilities = probabilities.flip(-1) if flip else probabilities
+                    total = total + (torch.rot90(probabilities, -turns, dims=(-2, -1)) if turns else probabilities)
+                logits = (total / len(self.views)).log()
+        return logits.cpu().numpy()  # in the model's memory layout: the blending reads any

@@ -52,8 +52,9 @@ def test_the_class_raster_lands_on_the_input_grid(
     assert set(np.unique(classes)) <= set(range(len(CLASSES)))
 
 
-def test_tiled_prediction_matches_one_whole_image_forward(tmp_path: Path, checkpoint: Path) -> None:
-    source = write_raster(tmp_path / "in.tif", 160, 224, seed=1)
+@pytest.mark.parametrize("dtype", ["uint16", "uint8"])  # uint8 goes to the model raw, other types as float32
+def test_tiled_prediction_matches_one_whole_image_forward(tmp_path: Path, checkpoint: Path, dtype: str) -> None:
+    source = write_raster(tmp_path / "in.tif", 160, 224, seed=1, dtype=dtype, maximum=255 if dtype == "uint8" else None)
     written = predict_raster(source, tmp_path / "classes.tif", checkpoint, options=SMALL)
     with rasterio.open(written.classes) as out:
         tiled = out.read(1)
@@ -105,9 +106,9 @@ def test_nodata_pixels_get_nodata_and_an_empty_window_is_skipped(tmp_path: Path,
 
     original = engine.TilePredictor.__call__
 
-    def counting(self: engine.TilePredictor, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        calls.append(len(tiles))
-        return original(self, tiles, valid)
+    def counting(self: engine.TilePredictor, images: np.ndarray) -> np.ndarray:
+        calls.append(len(images))
+        return original(self, images)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine.TilePredictor, "__call__", counting)
@@ -120,6 +121,19 @@ def test_nodata_pixels_get_nodata_and_an_empty_window_is_skipped(tmp_path: Path,
     assert (classes[70:150] != 255).all()
     all_windows = 4 * 3  # row starts 0, 48, 96, 136; column starts 0, 48, 86
     assert sum(calls) < all_windows
+
+
+def test_pixels_masked_by_the_raster_get_nodata(tmp_path: Path, checkpoint: Path) -> None:
+    source = write_raster(tmp_path / "in.tif", 100, 90)
+    with rasterio.open(source, "r+") as dst:
+        mask = np.full((100, 90), 255, np.uint8)
+        mask[:30, :40] = 0
+        dst.write_mask(mask)
+    written = predict_raster(source, tmp_path / "classes.tif", checkpoint, options=SMALL)
+    with rasterio.open(written.classes) as out:
+        classes = out.read(1)
+    assert (classes[:30, :40] == 255).all()
+    assert (np.delete(classes.ravel(), np.flatnonzero(mask.ravel() == 0)) != 255).all()
 
 
 def test_bands_are_matched_by_name_or_chosen_explicitly(tmp_path: Path, checkpoint: Path) -> None:

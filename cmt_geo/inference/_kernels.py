@@ -1,0 +1,67 @@
+"""numba kernels of `RowBlender`: one pass over memory each, rows spread over threads, inner loops over contiguous
+columns (they compile to SIMD code; `fast_exp` is a polynomial for that reason).
+
+The blending buffers are rings of R rows: raster row r lives in buffer row r % R.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cmt_geo.ops._scan_cpu_kernels import fast_exp
+
+_jit_parallel = numba.njit(fastmath=True, cache=True, nogil=True, parallel=True, boundscheck=False)
+
+
+@_jit_parallel
+def accumulate(sums, weight, logits, tile_weight, row, col):
+    """For the (K, h, w) class logits of the window at raster row `row`, column `col` (any strides: NCHW or
+    channels-last): add softmax(logits[:, i, j]) * tile_weight[i, j] to the class sums and tile_weight[i, j] to the
+    weight of the pixel."""
+    classes, rows, cols = logits.shape
+    ring = sums.shape[1]
+    for i in numba.prange(rows):
+        exps = np.ascontiguousarray(logits[:, i, :])  # (K, w), transposed here when channels-last
+        top = exps[0].copy()
+        for k in range(1, classes):
+            for j in range(cols):
+                top[j] = max(top[j], exps[k, j])
+        scale = np.zeros(cols, dtype=np.float32)
+        for k in range(classes):
+            for j in range(cols):
+                exps[k, j] = fast_exp(exps[k, j] - top[j])
+                scale[j] += exps[k, j]
+        w = tile_weight[i]
+        at = (row + i) % ring
+        target = weight[at]
+        for j in range(cols):
+            scale[j] = w[j] / scale[j]
+            target[col + j] += w[j]
+        for k in range(classes):
+            out = sums[k, at]
+            for j in range(cols):
+                out[col + j] += exps[k, j] * scale[j]
+
+
+@_jit_parallel
+def classify(sums, weight, top, nodata, classes):
+    """classes[i, j] = argmax_k of the sums of raster row top + i (the first on ties) where its weight is above 0,
+    else `nodata`; those buffer rows are then cleared for reuse."""
+    kinds, ring, width = sums.shape
+    for i in numba.prange(classes.shape[0]):
+        at = (top + i) % ring
+        best_sum = sums[0, at].copy()
+        best = np.zeros(width, dtype=np.uint8)
+        for k in range(1, kinds):
+            candidate = sums[k, at]
+            for j in range(width):
+                if candidate[j] > best_sum[j]:
+                    best_sum[j] = candidate[j]
+                    best[j] = k
+        w = weight[at]
+        out = classes[i]
+        for j in range(width):
+            out[j] = best[j] if w[j] > 0 else nodata
+        sums[:, at] = 0
+        weight[at] = 0

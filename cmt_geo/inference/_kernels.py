@@ -65,3 +65,42 @@ def classify(sums, weight, top, nodata, classes):
             out[j] = best[j] if w[j] > 0 else nodata
         sums[:, at] = 0
         weight[at] = 0
+
+
+
+@numba.njit(inline="always")
+def _count(value, a, b, c, nodata):
+    """How often `value` appears among itself, a, b and c; 0 when it is `nodata`."""
+    return (value != nodata) * (1 + (value == a) + (value == b) + (value == c))
+
+
+@numba.njit(inline="always")
+def _mode4(v0, v1, v2, v3, nodata):
+    """The most frequent of four values other than `nodata` (the smallest on ties), else `nodata`."""
+    best, most = nodata, 0
+    for value, count in (
+        (v0, _count(v0, v1, v2, v3, nodata)),
+        (v1, _count(v1, v0, v2, v3, nodata)),
+        (v2, _count(v2, v0, v1, v3, nodata)),
+        (v3, _count(v3, v0, v1, v2, nodata)),
+    ):
+        if count > most or (count == most and count > 0 and value < best):
+            best, most = value, count
+    return best
+
+
+@_jit_parallel
+def mode2x2(classes, nodata, out):
+    """out[r, c] = the most frequent value other than `nodata` among classes[2r:2r+2, 2c:2c+2] (the smallest on
+    ties), `nodata` when there is none; a block at the right or bottom edge may hold fewer than 4 pixels."""
+    rows, width = classes.shape
+    pairs = width // 2
+    nodata = classes.dtype.type(nodata)
+    for r in numba.prange(out.shape[0]):
+        upper = classes[2 * r]
+        lower = classes[2 * r + 1] if 2 * r + 1 < rows else np.full(width, nodata, dtype=classes.dtype)
+        target = out[r]
+        for c in range(pairs):
+            target[c] = _mode4(upper[2 * c], upper[2 * c + 1], lower[2 * c], lower[2 * c + 1], nodata)
+        if width % 2:
+            target[pairs] = _mode4(upper[width - 1], nodata, lower[width - 1], nodata, nodata)

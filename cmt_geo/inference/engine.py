@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from cmt_geo.errors import CmtGeoError, ConfigError, InvalidRasterError
 from cmt_geo.inference.blend import FinishedRows, RowBlender
 from cmt_geo.inference.model import TilePredictor, resolve_device
 from cmt_geo.inference.options import PredictOptions
+from cmt_geo.inference.overview import ModeOverview, overview_factors
 from cmt_geo.io.class_raster import write_class_metadata
 from cmt_geo.io.grid import grid_windows
 from cmt_geo.io.outputs import atomic_output
@@ -218,9 +220,10 @@ def _read_ahead(tiles: Iterator[Any], depth: int) -> Generator[Any, None, None]:
 
 
 class _StripedOutputs:
-    """Striped GeoTIFFs receiving finished rows: class ids, and optionally confidence and probabilities."""
+    """Striped GeoTIFFs receiving finished rows: class ids, and optionally confidence and probabilities; with
+    `overview`, also the class ids' first overview (see `ModeOverview`) when the COG copy would make overviews."""
 
-    def __init__(self, src: DatasetReader, card: ModelCard, paths: dict[str, Path]) -> None:
+    def __init__(self, src: DatasetReader, card: ModelCard, paths: dict[str, Path], *, overview: bool = False) -> None:
         profile = {
             "driver": "GTiff",
             "height": src.height,
@@ -247,10 +250,15 @@ class _StripedOutputs:
             self.files["probabilities"].update_tags(scale="percent")
         if "confidence" in self.files:
             self.files["confidence"].set_band_description(1, "confidence (max probability, percent)")
+        self.overview = None
+        if overview and overview_factors(src.width, src.height):
+            self.overview = ModeOverview(self.files["classes"], _overview_path(paths["classes"]), IGNORE_INDEX)
 
     def write(self, rows: FinishedRows) -> None:
         window = Window(0, rows.top, rows.classes.shape[-1], rows.bottom - rows.top)
         self.files["classes"].write(rows.classes[None], window=window)
+        if self.overview is not None:
+            self.overview.add(rows.classes)
         if rows.probabilities is None:
             return
         percent = np.round(rows.probabilities * 100).astype(np.uint8)
@@ -263,6 +271,13 @@ class _StripedOutputs:
     def close(self) -> None:
         for file in self.files.values():
             file.close()
+        if self.overview is not None:
+            self.overview.close()
+
+
+def _overview_path(path: Path) -> Path:
+    """Where GDAL looks for the external overviews of `path`."""
+    return path.with_name(path.name + ".ovr")
 
 
 def _block_cache_bytes(src: DatasetReader, bands: list[int], tile: int, output_bands: int) -> int:
@@ -348,7 +363,8 @@ def predict_raster(
         if rank == 0:
             for path in [*striped_paths.values(), *(path for part in parts for path in part.values())]:
                 stack.callback(path.unlink, missing_ok=True)
-        striped = _StripedOutputs(reader, card, parts[rank])
+            stack.callback(_overview_path(striped_paths["classes"]).unlink, missing_ok=True)
+        striped = _StripedOutputs(reader, card, parts[rank], overview=world == 1 and reader is src)
         try:
             rows = _rank_rows(reader.height, rank, world)
             _predict_rows(
@@ -365,8 +381,10 @@ def predict_raster(
                 striped_paths = _to_input_grid(striped_paths, src, card)
                 for path in striped_paths.values():
                     stack.callback(path.unlink, missing_ok=True)
+            started = time.perf_counter()
             for kind, path in staging.items():
                 _to_cog(striped_paths[kind], path, "MODE" if kind == "classes" else "AVERAGE")
+            logger.debug("Cloud-Optimized GeoTIFFs written in %.2f s", time.perf_counter() - started)
     if world > 1:
         torch.distributed.barrier()  # every rank returns once the outputs exist
     written = {kind: Path(path) for kind, path in chosen.items()}

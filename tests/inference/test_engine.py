@@ -81,6 +81,12 @@ def test_outputs_are_cogs_with_colours_class_names_confidence_and_probabilities(
         assert read_class_names(out) == CLASSES
         assert [out.colormap(1)[i][:3] for i in range(3)] == list(COLORS)
         classes = out.read(1)
+        overview = out.read(1, out_shape=(300, 265))  # the first overview level
+    assert not list(tmp_path.glob("*.ovr"))
+    assert not list(tmp_path.glob("*striped*"))
+    for r, c in [(0, 0), (150, 100), (299, 264), (131, 77)]:  # each overview pixel is a most frequent class of its 2x2
+        block = classes[2 * r : 2 * r + 2, 2 * c : 2 * c + 2].ravel()
+        assert np.sum(block == overview[r, c]) == np.bincount(block).max()
     assert written.probabilities is not None
     assert written.confidence is not None
     with rasterio.open(written.probabilities) as probs, rasterio.open(written.confidence) as conf:

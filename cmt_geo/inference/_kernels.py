@@ -11,7 +11,26 @@ import numpy as np
 
 from cmt_geo.ops._scan_cpu_kernels import fast_exp
 
+_jit = numba.njit(fastmath=True, cache=True, nogil=True, boundscheck=False)
 _jit_parallel = numba.njit(fastmath=True, cache=True, nogil=True, parallel=True, boundscheck=False)
+
+
+@_jit
+def standardize(raw, scale, shift, valid, out):
+    """out[i, j, c] = raw[c, i, j] * scale[c] + shift[c] where valid[i, j] (everywhere when `valid` is empty),
+    else 0: a (C, H, W) tile of any number type to the (H, W, C) float32 model input. Single-threaded: it runs in
+    the reader thread beside the parallel kernels."""
+    bands, rows, cols = raw.shape
+    masked = valid.size > 0
+    for i in range(rows):
+        for c in range(bands):
+            band, target = raw[c, i], out[i, :, c]
+            for j in range(cols):
+                target[j] = np.float32(band[j]) * scale[c] + shift[c]
+        if masked:
+            for j in range(cols):
+                if not valid[i, j]:
+                    out[i, j, :] = 0
 
 
 @_jit_parallel
@@ -65,7 +84,6 @@ def classify(sums, weight, top, nodata, classes):
             out[j] = best[j] if w[j] > 0 else nodata
         sums[:, at] = 0
         weight[at] = 0
-
 
 
 @numba.njit(inline="always")

@@ -38,7 +38,7 @@ from cmt_geo.errors import CmtGeoError, ConfigError, InvalidRasterError
 from cmt_geo.inference.blend import FinishedRows, RowBlender
 from cmt_geo.inference.model import TilePredictor, resolve_device
 from cmt_geo.inference.options import PredictOptions
-from cmt_geo.inference.overview import ModeOverview, overview_factors
+from cmt_geo.inference.overview import ModeOverview, overview_factors, overview_path, remove_overviews
 from cmt_geo.io.class_raster import write_class_metadata
 from cmt_geo.io.grid import grid_windows
 from cmt_geo.io.outputs import atomic_output
@@ -158,23 +158,48 @@ def _to_input_grid(striped: dict[str, Path], src: DatasetReader, card: ModelCard
 
 
 @dataclass
-class _Tile:
-    window: Window
-    image: npt.NDArray[np.float32]  # (C, H, W) model input
-    valid: npt.NDArray[np.bool_] | None  # None: every pixel is valid
+class _Batch:
+    """Windows of one grid row, read and prepared for the model.
+
+    Attributes:
+        row: the grid row's first raster row.
+        seen: windows looked at, including those without data (for progress).
+        windows: the windows with data.
+        images: their (B, H, W, C) model input, channels last.
+        valid: their validity masks (None: every pixel is valid).
+    """
+
+    row: int
+    seen: int
+    windows: list[Window]
+    images: npt.NDArray[np.float32]
+    valid: list[npt.NDArray[np.bool_] | None]
 
 
 _END = object()
 
 
-def _read_tiles(
-    src: DatasetReader, bands: list[int], windows: list[Window], nodata: float | None, predictor: TilePredictor
-) -> Iterator[Any]:
-    """Each window's model input and validity mask (pixels that are not `nodata`, else not masked by the raster;
-    None when every pixel is valid), in grid order; the bare window when it has no valid pixel."""
-    nodata = src.nodata if nodata is None else nodata
+def _read_batches(
+    src: DatasetReader,
+    bands: list[int],
+    windows: list[Window],
+    options: PredictOptions,
+    predictor: TilePredictor,
+) -> Iterator[_Batch]:
+    """Batches of up to `options.batch_size` windows of one grid row, in grid order, with their validity masks
+    (pixels that are not no-data, else not masked by the raster); windows without a valid pixel are left out, and
+    a grid row of only those gives an empty batch."""
+    nodata = src.nodata if options.nodata is None else options.nodata
     masked = any(MaskFlags.all_valid not in src.mask_flag_enums[band - 1] for band in bands)
+    shape = (options.batch_size, int(windows[0].height), int(windows[0].width), len(bands)) if windows else (0,)
+    batch: _Batch | None = None
     for window in windows:
+        if batch is not None and (int(window.row_off) != batch.row or len(batch.windows) == options.batch_size):
+            yield batch
+            batch = None
+        if batch is None:
+            batch = _Batch(int(window.row_off), 0, [], np.empty(shape, np.float32), [])
+        batch.seen += 1
         raw = read_window(src, bands, window, src.name)
         valid: npt.NDArray[np.bool_] | None = None
         if nodata is not None:
@@ -184,9 +209,11 @@ def _read_tiles(
         if valid is not None and valid.all():
             valid = None
         if valid is None or valid.any():
-            yield _Tile(window, predictor.prepare(raw, valid), valid)
-        else:
-            yield window
+            predictor.prepare(raw, valid, out=batch.images[len(batch.windows)])
+            batch.windows.append(window)
+            batch.valid.append(valid)
+    if batch is not None:
+        yield batch
 
 
 def _read_ahead(tiles: Iterator[Any], depth: int) -> Generator[Any, None, None]:
@@ -252,7 +279,7 @@ class _StripedOutputs:
             self.files["confidence"].set_band_description(1, "confidence (max probability, percent)")
         self.overview = None
         if overview and overview_factors(src.width, src.height):
-            self.overview = ModeOverview(self.files["classes"], _overview_path(paths["classes"]), IGNORE_INDEX)
+            self.overview = ModeOverview(self.files["classes"], overview_path(paths["classes"]), IGNORE_INDEX)
 
     def write(self, rows: FinishedRows) -> None:
         window = Window(0, rows.top, rows.classes.shape[-1], rows.bottom - rows.top)
@@ -273,11 +300,6 @@ class _StripedOutputs:
             file.close()
         if self.overview is not None:
             self.overview.close()
-
-
-def _overview_path(path: Path) -> Path:
-    """Where GDAL looks for the external overviews of `path`."""
-    return path.with_name(path.name + ".ovr")
 
 
 def _block_cache_bytes(src: DatasetReader, bands: list[int], tile: int, output_bands: int) -> int:
@@ -363,7 +385,7 @@ def predict_raster(
         if rank == 0:
             for path in [*striped_paths.values(), *(path for part in parts for path in part.values())]:
                 stack.callback(path.unlink, missing_ok=True)
-            stack.callback(_overview_path(striped_paths["classes"]).unlink, missing_ok=True)
+            stack.callback(remove_overviews, striped_paths["classes"])
         striped = _StripedOutputs(reader, card, parts[rank], overview=world == 1 and reader is src)
         try:
             rows = _rank_rows(reader.height, rank, world)
@@ -482,15 +504,6 @@ def _predict_rows(
         top=int(windows[0].row_off) if windows else top,
         probabilities=len(outputs.files) > 1,
     )
-    batch: list[_Tile] = []
-
-    def run_batch() -> None:
-        if not batch:
-            return
-        logits = predictor(np.stack([t.image for t in batch]))
-        for item, scores in zip(batch, logits, strict=True):
-            blender.add(item.window, scores, item.valid)
-        batch.clear()
 
     def write_until(row: int) -> None:
         for finished in blender.finish_until(row):
@@ -498,18 +511,17 @@ def _predict_rows(
             if kept is not None:
                 outputs.write(kept)
 
-    tiles = _read_ahead(_read_tiles(src, bands, windows, options.nodata, predictor), depth=2 * options.batch_size)
-    with contextlib.closing(tiles):  # stop and join the reader before the raster closes, also on an error
-        for done, item in enumerate(tiles, start=1):
-            window = item.window if isinstance(item, _Tile) else item
-            if int(window.row_off) > blender.top:
-                run_batch()
-                write_until(int(window.row_off))
-            if isinstance(item, _Tile):
-                batch.append(item)
-                if len(batch) == options.batch_size:
-                    run_batch()
+    done = 0
+    batches = _read_ahead(_read_batches(src, bands, windows, options, predictor), depth=2)
+    with contextlib.closing(batches):  # stop and join the reader before the raster closes, also on an error
+        for batch in batches:
+            if batch.row > blender.top:
+                write_until(batch.row)
+            if batch.windows:
+                logits = predictor(batch.images[: len(batch.windows)])
+                for window, scores, valid in zip(batch.windows, logits, batch.valid, strict=True):
+                    blender.add(window, scores, valid)
+            done += batch.seen
             progress.report(done, len(windows), "windows predicted")
             check_canceled(progress)
-    run_batch()
     write_until(bottom)

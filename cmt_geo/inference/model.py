@@ -57,24 +57,23 @@ class TilePredictor:
         self.device = device
         self.views = _views(tta)
         stats = card.normalization
-        self.scale = (1 / np.array(stats.std, dtype=np.float32))[:, None, None]
-        self.shift = -np.array(stats.mean, dtype=np.float32)[:, None, None] * self.scale
+        self.scale = 1 / np.array(stats.std, dtype=np.float32)
+        self.shift = -np.array(stats.mean, dtype=np.float32) * self.scale
 
-    def prepare(self, raw: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.float32]:
-        """The model input of a (C, H, W) raw tile: standardized float32, pixels not `valid` at 0 (the band means).
-        Cheap numpy, so a reader thread can do it while the model runs."""
-        image = np.multiply(raw, self.scale, dtype=np.float32)
-        image += self.shift
-        if valid is not None:
-            image *= valid
-        return image
+    def prepare(self, raw: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None, out: npt.NDArray[np.float32]) -> None:
+        """Write the model input of a (C, H, W) raw tile into `out` (H, W, C), channels last: standardized float32,
+        pixels not `valid` at 0 (the band means). Releases the GIL, so a reader thread can do it while the model
+        runs."""
+        from cmt_geo.inference._kernels import standardize
+
+        standardize(raw, self.scale, self.shift, np.empty((0, 0), bool) if valid is None else valid, out)
 
     @torch.inference_mode()
     def __call__(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """(B, K, H, W) float32 class logits of (B, C, H, W) tiles from `prepare`: the model's, or with test-time
+        """(B, K, H, W) float32 class logits of (B, H, W, C) tiles from `prepare`: the model's, or with test-time
         augmentation the log of the views' mean probability."""
         # channels-last: convolutions run several times faster on CPU (oneDNN) and with tensor cores
-        image = torch.from_numpy(images).to(self.device).contiguous(memory_format=torch.channels_last)
+        image = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         with autocast:
             if len(self.views) == 1:

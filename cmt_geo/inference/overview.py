@@ -1,5 +1,6 @@
-"""A class raster's first overview (2x2 mode) written while its rows stream in, so that the COG copy finds its
-overviews made (GDAL reads `NAME.ovr` as the overviews of `NAME`) instead of decoding the whole raster again."""
+"""A class raster's overviews (2x2 modes of 2x2 modes ...) written while its rows stream in, so that the COG copy
+finds them made instead of decoding and resampling the whole raster again. GDAL reads `NAME.ovr` as the first
+overview of `NAME`, `NAME.ovr.ovr` as the second, and so on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 #: Block side of the COG outputs: overviews go on halving until the largest side fits in one block.
@@ -25,12 +25,24 @@ def overview_factors(width: int, height: int) -> list[int]:
     return factors
 
 
+def overview_path(path: Path) -> Path:
+    """Where GDAL looks for the external overviews of `path`."""
+    return path.with_name(path.name + ".ovr")
+
+
+def remove_overviews(path: Path) -> None:
+    """Delete the chain of external overviews of `path`."""
+    while (path := overview_path(path)).exists():
+        path.unlink()
+
+
 class ModeOverview:
-    """Writes the 2x2-mode overview of class rows given top to bottom in any number of rows at a time.
+    """Writes the 2x2-mode overview of class rows given top to bottom in any number of rows at a time, and passes
+    its own rows on to the next level until the largest side fits in one COG block.
 
     Args:
-        classes: the full-resolution class raster being written (its size, grid and profile are copied).
-        path: where the overview goes: the class raster's path + ".ovr".
+        classes: the class raster being written (its size, grid and profile are copied).
+        path: where the overview goes: `overview_path` of the class raster.
         nodata: the class raster's no-data value (ignored by the mode).
     """
 
@@ -44,8 +56,8 @@ class ModeOverview:
         profile["transform"] = classes.transform @ Affine.scale(
             classes.width / self.width, classes.height / self.height
         )
-        self.factors = overview_factors(classes.width, classes.height)
         self.file = rasterio.open(path, "w", **profile)
+        self.next = ModeOverview(self.file, overview_path(path), nodata) if self.needs_next else None
         self.row = 0
         self.pending: npt.NDArray[np.uint8] | None = None  # an odd row waiting for the next one
 
@@ -60,18 +72,24 @@ class ModeOverview:
         if even < len(rows):
             self.pending = rows[even].copy()
 
+    @property
+    def needs_next(self) -> bool:
+        """Whether the COG wants another, coarser level below this one."""
+        return bool(overview_factors(self.width, self.height))
+
     def close(self) -> None:
-        """Write a last odd row, close the file and add its own overviews (the further levels, by mode)."""
+        """Write a last odd row and close this level and the next ones."""
         if self.pending is not None:
             self._write(self.pending[None])
             self.pending = None
         self.file.close()
-        if len(self.factors) > 1:
-            with rasterio.open(self.file.name, "r+") as overview:
-                overview.build_overviews([f // 2 for f in self.factors[1:]], Resampling.mode)
+        if self.next is not None:
+            self.next.close()
 
     def _write(self, rows: npt.NDArray[np.uint8]) -> None:
         out = np.empty((-(-len(rows) // 2), self.width), dtype=np.uint8)
         self._mode2x2(np.ascontiguousarray(rows), self.nodata, out)
         self.file.write(out[None], window=Window(0, self.row, self.width, len(out)))
         self.row += len(out)
+        if self.next is not None:
+            self.next.add(out)

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from cmt_geo.inference.overview import ModeOverview, overview_factors
+from cmt_geo.inference.overview import ModeOverview, overview_factors, remove_overviews
 
 
 def _mode_by_hand(classes: np.ndarray, nodata: int) -> np.ndarray:
@@ -48,3 +48,23 @@ def test_overview_factors_halve_until_one_cog_block() -> None:
     assert overview_factors(600, 530) == [2]
     assert overview_factors(4096, 4096) == [2, 4, 8]
     assert overview_factors(100, 5000) == [2, 4, 8, 16]
+
+
+def test_levels_chain_until_one_cog_block_and_gdal_reads_them_as_overviews(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    classes = rng.integers(0, 4, (6, 2100)).astype(np.uint8)
+    profile = {"driver": "GTiff", "width": 2100, "height": 6, "count": 1, "dtype": "uint8", "nodata": 255}
+    path = tmp_path / "c.tif"
+    with rasterio.open(path, "w", transform=Affine(0.5, 0, 0, 0, -0.5, 0), **profile) as full:
+        full.write(classes[None])
+        overview = ModeOverview(full, tmp_path / "c.tif.ovr", 255)
+        overview.add(classes)
+        overview.close()
+    expected = classes
+    with rasterio.open(path) as written:
+        assert written.overviews(1) == [2, 4, 8]
+        for _ in range(3):
+            expected = _mode_by_hand(expected, 255)
+            assert np.array_equal(written.read(1, out_shape=expected.shape), expected)
+    remove_overviews(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]

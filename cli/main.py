@@ -16,6 +16,7 @@ from cmt_geo import __version__
 from cmt_geo.errors import CmtGeoError
 from cmt_geo.io.outputs import Terminated, terminate_on_sigterm
 
+from .commands.convert import convert
 from .commands.data import data
 from .commands.evaluate import evaluate
 from .commands.info import info
@@ -79,6 +80,7 @@ def cmtgeo(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     _configure_logging(verbose, quiet)
 
 
+cmtgeo.add_command(convert)
 cmtgeo.add_command(data)
 cmtgeo.add_command(evaluate)
 cmtgeo.add_command(info)

@@ -7,6 +7,7 @@ SHA-256 digest; `read_card` reads the card from the header alone (QGIS, `cmtgeo 
 
 from __future__ import annotations
 
+import colorsys
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +29,15 @@ FORMAT_NAME = "cmt-geo-checkpoint"
 FORMAT_VERSION = "3"  # 3: normalization nested in the card; 2: the digest covers the card as well as the weights
 _HEADER_LENGTH_BYTES = 8
 INVALID_CHECKPOINT_HINT = "the file is not a valid cmt-geo checkpoint or was written by an incompatible cmt-geo version"
+
+
+def default_colors(count: int) -> tuple[tuple[int, int, int], ...]:
+    """`count` distinct (R, G, B) colours spread around the hue circle, for classes given without colours."""
+    colors = []
+    for index in range(count):
+        red, green, blue = colorsys.hsv_to_rgb(index / max(count, 1), 0.75, 0.95)
+        colors.append((round(red * 255), round(green * 255), round(blue * 255)))
+    return tuple(colors)
 
 
 @dataclass(frozen=True)

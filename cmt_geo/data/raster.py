@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
+from cmt_geo.card import default_colors
 from cmt_geo.data.base import SampleTransform, SplitOptions, TiledSegmentationDataset, load_split
 from cmt_geo.data.labels import IGNORE_INDEX, RGB, LabelCoding, nodata_class_warning
 from cmt_geo.data.tiles import CheckOptions, CheckPlan, LayoutPaths, Problem, TileFiles, missing_labels
@@ -30,15 +30,6 @@ logger = logging.getLogger(__name__)
 IMAGE_FOLDER, LABEL_FOLDER = "images", "labels"
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".parquet", ".geoparquet", ".geojson", ".json", ".fgb")
-
-
-def default_colors(count: int) -> tuple[RGB, ...]:
-    """`count` distinct colours spread around the hue circle."""
-    colors = []
-    for index in range(count):
-        red, green, blue = colorsys.hsv_to_rgb(index / max(count, 1), 0.75, 0.95)
-        colors.append((round(red * 255), round(green * 255), round(blue * 255)))
-    return tuple(colors)
 
 
 def _paths(given: str | Path | Sequence[str | Path] | None) -> list[Path]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -85,19 +83,18 @@ class WindowAttention(nn.Module):
         return out[:, :height, :width].permute(0, 3, 1, 2)
 
 
-def eca_kernel_size(channels: int, gamma: float = 2.0, beta: float = 1.0) -> int:
-    """ECA's adaptive 1-D kernel size: the odd number nearest above |log2(C) / gamma + beta / gamma|."""
-    size = int(abs(math.log2(channels) / gamma + beta / gamma))
-    return size if size % 2 else size + 1
-
-
 class EfficientChannelAttention(nn.Module):
-    """ECA: global average pool, 1-D conv across channels, sigmoid gate: (B, C, H, W) -> (B, C, H, W)."""
+    """ECA: global average pool, 1-D conv across channels, sigmoid gate: (B, C, H, W) -> (B, C, H, W).
 
-    def __init__(self, channels: int, kernel_size: int | None = None) -> None:
+    Args:
+        kernel_size: odd length of the 1-D conv across channels; the reference fixes it at 3.
+    """
+
+    def __init__(self, kernel_size: int = 3) -> None:
         super().__init__()
-        size = kernel_size or eca_kernel_size(channels)
-        self.conv = nn.Conv1d(1, 1, size, padding=size // 2, bias=False)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ConfigError(f"ECA kernel_size must be odd and positive, got {kernel_size}; the reference uses 3")
+        self.conv = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         """Reweight channels of x."""
@@ -111,20 +108,20 @@ class GlobalLocalAttention(nn.Module):
 
     global = window attention of x, then AvgPool (w, 1) + AvgPool (1, w) for cross-window context;
     local = conv3x3-BN + conv1x1-BN of `local_source` (x itself, or another branch's feature: the fusion block
-    feeds the Mamba feature there); output = projection(global + local).
+    feeds the Mamba feature there); output = projection(global + local), where the sum is first reflect-padded by
+    one pixel at the bottom and right and the projection's output cropped back to H x W, as the reference does
+    (its even-sized projection kernel otherwise reaches past the last row and column).
 
     Args:
         dim: channels C of x and of the output.
         num_heads: attention heads.
-        window_size: window side w (even).
+        window_size: window side w (even); also the projection's kernel size.
         local_channels: channels of `local_source` when it is not x (default C).
         wavelet_projection: project with a wavelet depthwise-separable conv (CMT-UNet) instead of a plain
             depthwise-separable conv (UNetFormer).
         wavelet: PyWavelets name for the wavelet projection.
         fused: use scaled_dot_product_attention.
     """
-
-    with_channel_attention = False
 
     def __init__(
         self,
@@ -148,7 +145,6 @@ class GlobalLocalAttention(nn.Module):
             if wavelet_projection
             else SeparableConvBN(dim, dim, kernel_size=window_size)
         )
-        self.channel = EfficientChannelAttention(dim) if self.with_channel_attention else None
 
     def cross_window_context(self, attended: Tensor) -> Tensor:
         """Sum of a vertical and a horizontal w-long average (zero-padded, as the reference): (B, C, H, W)."""
@@ -161,13 +157,26 @@ class GlobalLocalAttention(nn.Module):
 
     def forward(self, x: Tensor, local_source: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); local_source: (B, C_local, H, W) or None for x -> (B, C, H, W)."""
+        height, width = x.shape[-2:]
         source = x if local_source is None else local_source
         local = self.local2(source) + self.local1(source)
-        out = self.proj(self.cross_window_context(self.attention(x)) + local)
-        return self.channel(out) if self.channel is not None else out
+        mixed = self.cross_window_context(self.attention(x)) + local
+        return self.proj(pad_reflect(mixed, (0, 1, 0, 1)))[..., :height, :width]
 
 
-class HybridAttention(GlobalLocalAttention):
-    """CMT-UNet's decoder attention: global-local attention followed by ECA channel attention (same arguments)."""
+class HybridAttention(nn.Module):
+    """CMT-UNet's decoder attention: the sum GLA(x) + ECA(x), as the reference (ECA reweights x, not GLA(x)).
 
-    with_channel_attention = True
+    Args:
+        global_local: the global-local attention.
+        eca_kernel_size: kernel of the ECA's 1-D conv across channels (3 in the reference).
+    """
+
+    def __init__(self, global_local: GlobalLocalAttention, eca_kernel_size: int = 3) -> None:
+        super().__init__()
+        self.global_local = global_local
+        self.channel = EfficientChannelAttention(eca_kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        return self.global_local(x) + self.channel(x)

@@ -21,10 +21,8 @@ class AttentionBlock(nn.Module):
     """x + DropPath(attention(BN(x)[, BN(context)])), then x + DropPath(MLP(BN(x))), all (B, C, H, W).
 
     With `context_channels`, the block is CMT-UNet's fusion block: the attention takes queries, keys and values from
-    x (the ResNet feature) and its local branch from the normalized context (the Mamba feature). Deviation from
-    DESIGN.md, which normalizes only x: the context gets its own BatchNorm2d (`context_norm`, 2 * C_ctx parameters)
-    so that the channels-last Mamba feature, normalized per token by LayerNorm, enters the local branch on the same
-    per-channel batch statistics as x.
+    x (the ResNet feature) and its local branch from the context (the Mamba feature), which gets its own
+    BatchNorm2d (`context_norm`), as the reference's fusion block does (its `normy`).
 
     Args:
         dim: channels C.

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cmt_geo.layers.padding import pad_reflect
-
 
 def _same_padding(kernel_size: int, dilation: int = 1, stride: int = 1) -> int:
     """Symmetric padding that keeps the size for odd kernels at stride 1 (as the reference computes it)."""
@@ -56,10 +54,10 @@ class ConvBNReLU(ConvBN):
 
 
 class SeparableConvBN(nn.Sequential):
-    """Depthwise conv, BatchNorm2d, pointwise 1x1 conv; keeps the size for any kernel: (B, C, H, W) -> (B, C_out, H, W).
+    """Depthwise conv, BatchNorm2d, pointwise 1x1 conv (UNetFormer's projection): (B, C, H, W) -> (B, C_out, H', W').
 
-    Padded as UNetFormer's projection: odd kernels zero-pad k // 2 on every side; even kernels first reflect-pad one
-    pixel at the bottom and right (the reference's `pad_out`), then zero-pad (k - 1) // 2 on every side (3 for k = 8).
+    Zero-padded by (k - 1) // 2 on every side as the reference, so odd kernels keep the size and even kernels lose
+    one row and column (H' = H - 1): `GlobalLocalAttention` first reflect-pads one pixel at the bottom and right.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
@@ -75,11 +73,6 @@ class SeparableConvBN(nn.Sequential):
             nn.BatchNorm2d(in_channels),
             nn.Conv2d(in_channels, out_channels, 1, bias=False),
         )
-        self.reflect_bottom_right = kernel_size % 2 == 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, C_out, H, W)."""
-        return super().forward(pad_reflect(x, (0, 1, 0, 1)) if self.reflect_bottom_right else x)
 
 
 class ConvMLP(nn.Module):

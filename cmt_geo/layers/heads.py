@@ -1,4 +1,9 @@
-"""Decoder heads: weighted skip fusion, the feature-refinement head and the segmentation head."""
+"""Decoder heads: weighted skip fusion, the feature-refinement head and the segmentation head.
+
+Each takes `wavelet_convs`: CMT-UNet's wavelet convolutions (its ConvBNReLU is a depthwise WTConv2d + BN + ReLU6,
+its projection a WTConv2d + 1x1 conv) or, with False, UNetFormer's plain ones (dense 3x3 ConvBNReLU, depthwise
+3x3 + BN + 1x1 projection).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cmt_geo.layers.conv import ConvBN, ConvBNReLU, SeparableConvBN
-from cmt_geo.layers.wavelet import WaveletSeparableConv
+from cmt_geo.layers.wavelet import WaveletConvBNReLU, WaveletSeparableConv
 
 
 def upsample_like(x: Tensor, reference: Tensor) -> Tensor:
     """Bilinear resize of x (B, C, h, w) to the spatial size of reference (B, *, H, W)."""
     return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def conv_bn_relu(channels: int, wavelet_convs: bool, wavelet: str = "db1") -> nn.Module:
+    """The decoder's 3x3 ConvBNReLU at `channels` in and out: wavelet depthwise (CMT-UNet) or dense (UNetFormer)."""
+    return WaveletConvBNReLU(channels, 3, wavelet) if wavelet_convs else ConvBNReLU(channels, channels, 3)
 
 
 class WeightedFusion(nn.Module):
@@ -21,14 +31,24 @@ class WeightedFusion(nn.Module):
     Args:
         skip_channels: channels of the encoder skip (projected by a 1x1 conv to decode_channels).
         decode_channels: channels of the decoder feature and of the output.
+        wavelet_convs: the post-fusion ConvBNReLU is CMT-UNet's wavelet one, else UNetFormer's dense one.
+        wavelet: PyWavelets name for the wavelet convolutions.
+        eps: added to the weight sum.
     """
 
-    def __init__(self, skip_channels: int, decode_channels: int, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        skip_channels: int,
+        decode_channels: int,
+        wavelet_convs: bool = True,
+        wavelet: str = "db1",
+        eps: float = 1e-8,
+    ) -> None:
         super().__init__()
         self.pre_conv = nn.Conv2d(skip_channels, decode_channels, 1, bias=False)
         self.weights = nn.Parameter(torch.ones(2))
         self.eps = eps
-        self.post_conv = ConvBNReLU(decode_channels, decode_channels, 3)
+        self.post_conv = conv_bn_relu(decode_channels, wavelet_convs, wavelet)
 
     def fuse(self, x: Tensor, skip: Tensor) -> Tensor:
         """Weighted sum of the upsampled x and the projected skip: (B, D, H, W)."""
@@ -47,14 +67,14 @@ class FeatureRefinementHead(WeightedFusion):
     Args:
         skip_channels: channels of the stride-4 encoder skip.
         decode_channels: decoder channels D.
-        wavelet_projection: wavelet depthwise-separable projection (CMT-UNet) instead of a plain one.
-        wavelet: PyWavelets name for the wavelet projection.
+        wavelet_convs: CMT-UNet's wavelet ConvBNReLU and projection, else UNetFormer's plain ones.
+        wavelet: PyWavelets name for the wavelet convolutions.
     """
 
     def __init__(
-        self, skip_channels: int, decode_channels: int, wavelet_projection: bool = True, wavelet: str = "db1"
+        self, skip_channels: int, decode_channels: int, wavelet_convs: bool = True, wavelet: str = "db1"
     ) -> None:
-        super().__init__(skip_channels, decode_channels)
+        super().__init__(skip_channels, decode_channels, wavelet_convs, wavelet)
         self.pixel_attention = nn.Sequential(
             nn.Conv2d(decode_channels, decode_channels, 3, padding=1, groups=decode_channels), nn.Sigmoid()
         )
@@ -69,7 +89,7 @@ class FeatureRefinementHead(WeightedFusion):
         self.shortcut = ConvBN(decode_channels, decode_channels, 1)
         self.proj: nn.Module = (
             WaveletSeparableConv(decode_channels, decode_channels, 3, wavelet=wavelet)
-            if wavelet_projection
+            if wavelet_convs
             else SeparableConvBN(decode_channels, decode_channels, 3)
         )
         self.act = nn.ReLU6()
@@ -82,11 +102,21 @@ class FeatureRefinementHead(WeightedFusion):
 
 
 class SegmentationHead(nn.Sequential):
-    """ConvBNReLU 3x3, Dropout2d, 1x1 conv to class logits: (B, D, H, W) -> (B, num_classes, H, W)."""
+    """ConvBNReLU 3x3, Dropout2d, 1x1 conv to class logits: (B, D, H, W) -> (B, num_classes, H, W).
 
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1) -> None:
+    Args:
+        in_channels: decoder channels D.
+        num_classes: output classes.
+        dropout: Dropout2d probability.
+        wavelet_convs: the ConvBNReLU is CMT-UNet's wavelet one, else UNetFormer's dense one.
+        wavelet: PyWavelets name for the wavelet convolution.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, dropout: float = 0.1, wavelet_convs: bool = True, wavelet: str = "db1"
+    ) -> None:
         super().__init__(
-            ConvBNReLU(in_channels, in_channels, 3),
+            conv_bn_relu(in_channels, wavelet_convs, wavelet),
             nn.Dropout2d(dropout),
             nn.Conv2d(in_channels, num_classes, 1, bias=False),
         )

@@ -123,15 +123,29 @@ class WTConv2d(nn.Module):
 
 
 class WaveletSeparableConv(nn.Sequential):
-    """WTConv2d depthwise, BatchNorm2d, then a pointwise 1x1 conv: (B, C, H, W) -> (B, C_out, H, W)."""
+    """WTConv2d depthwise (with bias), then a pointwise 1x1 conv: (B, C, H, W) -> (B, C_out, H, W).
+
+    As the reference's depthwise-separable WTConv: no normalization between the two convs.
+    """
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, levels: int = 1, wavelet: str = "db1"
     ) -> None:
         super().__init__(
-            WTConv2d(in_channels, kernel_size, bias=False, levels=levels, wavelet=wavelet),
-            nn.BatchNorm2d(in_channels),
+            WTConv2d(in_channels, kernel_size, bias=True, levels=levels, wavelet=wavelet),
             nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+
+
+class WaveletConvBNReLU(nn.Sequential):
+    """CMT-UNet's ConvBNReLU: depthwise WTConv2d (with bias), BatchNorm2d, ReLU6: (B, C, H, W) -> (B, C, H, W).
+
+    Depthwise, so the channels stay C (the reference's ConvBNReLU takes an out_channels it does not use).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, wavelet: str = "db1") -> None:
+        super().__init__(
+            WTConv2d(channels, kernel_size, bias=True, wavelet=wavelet), nn.BatchNorm2d(channels), nn.ReLU6()
         )
 
 

@@ -1,12 +1,14 @@
 """Segmentation models: encoders, decoders, CMT-UNet presets and baselines, the registry and checkpoints.
 
->>> from cmt_geo.models import create_model, list_models
+>>> from cmt_geo.models import convert_reference_checkpoint, create_model, list_models
 >>> model = create_model("cmt_unet_tiny", num_classes=6, in_channels=4)
+>>> convert_reference_checkpoint("weights.pth", "model.ckpt")  # weights saved by the reference CMT-UNet's training
 """
 
 from cmt_geo.card import ModelCard, NormalizationStats, read_card
 from cmt_geo.models.checkpoint import load_checkpoint, save_checkpoint
 from cmt_geo.models.encoders import FeatureLevel
+from cmt_geo.models.reference import convert_reference_checkpoint
 from cmt_geo.models.registry import create_model, list_models
 from cmt_geo.models.segmentation import ModelConfig, RuntimeOptions, SegmentationModel
 
@@ -17,6 +19,7 @@ __all__ = [
     "NormalizationStats",
     "RuntimeOptions",
     "SegmentationModel",
+    "convert_reference_checkpoint",
     "create_model",
     "list_models",
     "load_checkpoint",

@@ -27,11 +27,11 @@ def _check_four_levels(feature_info: Sequence[FeatureLevel]) -> list[int]:
 
 
 class UNetFormerDecoder(nn.Module):
-    """UNetFormer-style decoder; with `hybrid=True` and wavelet projections it is CMT-UNet's decoder.
+    """UNetFormer-style decoder; with `hybrid=True` and `wavelet_convs=True` it is CMT-UNet's decoder.
 
     Deepest feature -> 1x1 ConvBN to decode_channels -> attention block; then twice: weighted fusion with the next
     skip -> attention block; then the feature refinement head with the stride-4 skip and the segmentation head.
-    Attention blocks use hybrid attention (global-local + ECA) or plain global-local attention.
+    Attention blocks use hybrid attention (the sum GLA(x) + ECA(x)) or plain global-local attention (UNetFormer).
 
     Args:
         feature_info: the encoder's four levels.
@@ -40,8 +40,9 @@ class UNetFormerDecoder(nn.Module):
         num_heads: attention heads.
         window_size: attention window.
         hybrid: hybrid attention (GLA + ECA) instead of plain GLA.
-        wavelet_projection: wavelet depthwise-separable projections instead of plain ones.
-        wavelet: PyWavelets name for the projections.
+        wavelet_convs: CMT-UNet's wavelet convolutions (projections, and the depthwise WTConv ConvBNReLU of the
+            skip fusions, refinement head and segmentation head) instead of UNetFormer's plain ones.
+        wavelet: PyWavelets name for the wavelet convolutions.
         use_msaa: refine the three finest skips with multi-scale attention aggregation (residual).
         use_rcm: add a rectangular self-calibration module after each attention block.
         dropout: dropout of the segmentation head.
@@ -56,7 +57,7 @@ class UNetFormerDecoder(nn.Module):
         num_heads: int = 8,
         window_size: int = 8,
         hybrid: bool = True,
-        wavelet_projection: bool = True,
+        wavelet_convs: bool = True,
         wavelet: str = "db1",
         use_msaa: bool = False,
         use_rcm: bool = False,
@@ -65,27 +66,25 @@ class UNetFormerDecoder(nn.Module):
     ) -> None:
         super().__init__()
         channels = _check_four_levels(feature_info)
-        attention_type = HybridAttention if hybrid else GlobalLocalAttention
-        self.pre_conv = ConvBN(channels[-1], decode_channels, 1)
-        self.blocks = nn.ModuleList(
-            AttentionBlock(
+
+        def attention() -> nn.Module:
+            global_local = GlobalLocalAttention(
                 decode_channels,
-                attention_type(
-                    decode_channels,
-                    num_heads,
-                    window_size,
-                    wavelet_projection=wavelet_projection,
-                    wavelet=wavelet,
-                    fused=fused_attention,
-                ),
+                num_heads,
+                window_size,
+                wavelet_projection=wavelet_convs,
+                wavelet=wavelet,
+                fused=fused_attention,
             )
-            for _ in range(3)
+            return HybridAttention(global_local) if hybrid else global_local
+
+        self.pre_conv = ConvBN(channels[-1], decode_channels, 1)
+        self.blocks = nn.ModuleList(AttentionBlock(decode_channels, attention()) for _ in range(3))
+        self.fusions = nn.ModuleList(
+            WeightedFusion(channels[level], decode_channels, wavelet_convs, wavelet) for level in (2, 1)
         )
-        self.fusions = nn.ModuleList(WeightedFusion(channels[level], decode_channels) for level in (2, 1))
-        self.refine = FeatureRefinementHead(
-            channels[0], decode_channels, wavelet_projection=wavelet_projection, wavelet=wavelet
-        )
-        self.head = SegmentationHead(decode_channels, num_classes, dropout)
+        self.refine = FeatureRefinementHead(channels[0], decode_channels, wavelet_convs, wavelet)
+        self.head = SegmentationHead(decode_channels, num_classes, dropout, wavelet_convs, wavelet)
         self.msaa = (
             nn.ModuleList(MultiScaleAttentionAggregation(channels[:3], channels[level], level) for level in range(3))
             if use_msaa

@@ -174,7 +174,7 @@ class VMambaEncoder(Encoder):
         stem_channels: int = 48,
         d_state: int = 16,
         expand: float = 2.0,
-        drop_path_rate: float = 0.1,
+        drop_path_rate: float = 0.2,
         scan_backend: str = "auto",
     ) -> None:
         super().__init__()

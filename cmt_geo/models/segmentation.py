@@ -33,9 +33,10 @@ class ModelConfig:
         mamba_stem_channels: channels of the VMamba stride-2 stem.
         d_state: SSM state size.
         ssm_expand: SS2D inner expansion.
-        drop_path_rate: stochastic depth of the VMamba branch.
+        drop_path_rate: stochastic depth of the VMamba branch, rising linearly to this value (0.2 in the reference).
         fusion_heads: attention heads of the fusion blocks.
-        decoder: "hybrid" (CMT-UNet), "unetformer" (plain GLA, plain projections) or "unet".
+        decoder: "hybrid" (CMT-UNet: GLA + ECA attention, wavelet convolutions), "unetformer" (plain GLA, plain
+            convolutions) or "unet".
         decode_channels: decoder width of the UNetFormer decoders.
         decoder_heads: attention heads of the UNetFormer decoders.
         unet_channels: stage widths of the U-Net decoder.
@@ -57,7 +58,7 @@ class ModelConfig:
     mamba_stem_channels: int = 48
     d_state: int = 16
     ssm_expand: float = 2.0
-    drop_path_rate: float = 0.1
+    drop_path_rate: float = 0.2
     fusion_heads: int = 16
     decoder: DecoderKind = "hybrid"
     decode_channels: int = 64
@@ -219,7 +220,7 @@ def build_model(
             num_heads=config.decoder_heads,
             window_size=config.window_size,
             hybrid=config.decoder == "hybrid",
-            wavelet_projection=config.decoder == "hybrid",
+            wavelet_convs=config.decoder == "hybrid",
             wavelet=config.wavelet,
             use_msaa=config.use_msaa,
             use_rcm=config.use_rcm,

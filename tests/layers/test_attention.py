@@ -11,7 +11,6 @@ from cmt_geo.layers.attention import (
     GlobalLocalAttention,
     HybridAttention,
     WindowAttention,
-    eca_kernel_size,
     relative_position_index,
 )
 
@@ -82,34 +81,69 @@ def test_global_local_attention_handles_maps_smaller_than_a_window() -> None:
     assert attention(torch.randn(1, 16, 1, 3)).shape == (1, 16, 1, 3)
 
 
-@pytest.mark.parametrize(("channels", "expected"), [(64, 3), (256, 5), (512, 5), (16, 3)])
-def test_eca_kernel_size(channels: int, expected: int) -> None:
-    assert eca_kernel_size(channels) == expected
-
-
-def test_eca_scales_each_channel_by_a_gate_in_zero_one() -> None:
-    eca = EfficientChannelAttention(64)
-    x = torch.rand(2, 64, 5, 7) + 0.5
-    ratio = eca(x) / x
-    assert ((ratio > 0) & (ratio < 1)).all()
-    torch.testing.assert_close(ratio, ratio[..., :1, :1].expand_as(ratio))
-
-
-def test_hybrid_attention_is_global_local_then_channel_gate() -> None:
-    torch.manual_seed(0)
-    hybrid = HybridAttention(32, num_heads=4, window_size=8).eval()
-    plain = GlobalLocalAttention(32, num_heads=4, window_size=8).eval()
-    plain.load_state_dict(hybrid.state_dict(), strict=False)
-    assert hybrid.channel is not None
-    assert plain.channel is None
+def test_eca_gates_each_channel_by_a_conv_across_channel_means() -> None:
+    """Hand-computed: channel means (1, 2, 3), kernel (1, 0, -1) zero-padded -> gates sigmoid((-2, -2, 2))."""
+    eca = EfficientChannelAttention()
     with torch.no_grad():
-        hybrid.channel.conv.weight.zero_()  # gate = sigmoid(0) = 0.5 for every channel
+        eca.conv.weight.copy_(torch.tensor([[[1.0, 0.0, -1.0]]]))
+    x = torch.tensor([0.0, 2.0, 1.0, 3.0, 3.0, 3.0]).reshape(1, 3, 1, 2)
+    gates = torch.sigmoid(torch.tensor([-2.0, -2.0, 2.0])).reshape(1, 3, 1, 1)
+    torch.testing.assert_close(eca(x), x * gates)
+    assert eca.conv.weight.shape == (1, 1, 3)  # the reference's fixed kernel, whatever the channels
+    with pytest.raises(ConfigError, match="kernel_size must be odd"):
+        EfficientChannelAttention(4)
+
+
+def test_hybrid_attention_adds_channel_attention_of_its_input_to_global_local_attention() -> None:
+    """The reference's sum GLA(x) + ECA(x), not a gate on GLA(x): with a zero projection GLA(x) = 0, and with a
+    zero ECA kernel every gate is sigmoid(0) = 1/2, so the block returns x / 2 exactly."""
+    torch.manual_seed(0)
+    hybrid = HybridAttention(GlobalLocalAttention(32, num_heads=4, window_size=8)).eval()
     x = torch.randn(1, 32, 12, 12)
-    torch.testing.assert_close(hybrid(x), 0.5 * plain(x))
+    with torch.no_grad():
+        torch.testing.assert_close(hybrid(x), hybrid.global_local(x) + hybrid.channel(x))
+        hybrid.global_local.proj[1].weight.zero_()
+        hybrid.channel.conv.weight.zero_()
+        torch.testing.assert_close(hybrid(x), 0.5 * x, rtol=0, atol=0)
+
+
+def _local_identity_attention(projection_kernel: torch.Tensor) -> GlobalLocalAttention:
+    """A 1-channel global-local attention whose sum before the projection is x itself (zero attention values,
+    identity local branch) and whose projection is the 2x2 base conv `projection_kernel` of its WTConv2d."""
+    attention = GlobalLocalAttention(1, num_heads=1, window_size=2).eval()
+    with torch.no_grad():
+        attention.attention.qkv.weight.zero_()
+        attention.local1[0].weight.zero_()
+        attention.local2[0].weight.fill_(1.0)
+        attention.local2[1].running_var.fill_(1.0 - attention.local2[1].eps)  # BatchNorm: identity
+        wtconv, pointwise = attention.proj
+        wtconv.base_conv.weight.copy_(projection_kernel.reshape(1, 1, 2, 2))
+        wtconv.base_conv.bias.zero_()
+        wtconv.wavelet_convs[0].weight.zero_()
+        pointwise.weight.fill_(1.0)
+    return attention
+
+
+def test_projection_sees_a_reflected_last_row_and_column() -> None:
+    """Hand-computed: the 2x2 all-ones projection sums each pixel with its right, lower and lower-right neighbours;
+    past the last row and column it finds the reflected row and column (3x3 -> 4x4: 1 2 3 2 / 4 5 6 5 / 7 8 9 8 /
+    4 5 6 5), as the reference pads before projecting. Zero padding would give 9 15 9 in the last row/column."""
+    attention = _local_identity_attention(torch.ones(2, 2))
+    x = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    expected = torch.tensor([[12.0, 16.0, 16.0], [24.0, 28.0, 28.0], [24.0, 28.0, 28.0]]).reshape(1, 1, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(attention(x), expected)
+
+
+def test_even_projections_keep_the_size_of_odd_maps() -> None:
+    x = torch.randn(1, 16, 11, 19)
+    for wavelet_projection in (True, False):
+        attention = GlobalLocalAttention(16, num_heads=2, window_size=8, wavelet_projection=wavelet_projection)
+        assert attention(x).shape == x.shape
 
 
 def test_hybrid_attention_backward_under_bf16_autocast() -> None:
-    hybrid = HybridAttention(32, num_heads=4, window_size=8)
+    hybrid = HybridAttention(GlobalLocalAttention(32, num_heads=4, window_size=8))
     x = torch.randn(2, 32, 12, 20, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = hybrid(x)
@@ -120,7 +154,8 @@ def test_hybrid_attention_backward_under_bf16_autocast() -> None:
 
 @pytest.mark.slow
 def test_hybrid_attention_compiles_on_channels_last_maps_smaller_than_a_window() -> None:
-    attention = HybridAttention(16, num_heads=2, window_size=8).to(memory_format=torch.channels_last)
+    attention = HybridAttention(GlobalLocalAttention(16, num_heads=2, window_size=8))
+    attention = attention.to(memory_format=torch.channels_last)
     compiled = torch.compile(attention, dynamic=False)
     x = torch.randn(2, 16, 3, 4).to(memory_format=torch.channels_last).requires_grad_()
     (compiled_grad,) = torch.autograd.grad(compiled(x).square().sum(), x)

@@ -34,6 +34,6 @@ def test_plain_block_is_residual() -> None:
     with torch.no_grad():
         block.mlp.fc2.weight.zero_()
         block.mlp.fc2.bias.zero_()
-        block.attn.proj[2].weight.zero_()
+        block.attn.proj[1].weight.zero_()  # the pointwise conv of the wavelet projection
     x = torch.randn(2, 16, 8, 8)
     torch.testing.assert_close(block(x), x)

@@ -20,19 +20,19 @@ def test_even_kernels_pad_one_more_at_the_bottom_right() -> None:
     torch.testing.assert_close(conv2d_same(x, weight), F.conv2d(F.pad(x, (1, 2, 1, 2)), weight))
 
 
-def test_separable_conv_pads_even_kernels_as_the_reference() -> None:
+def test_separable_conv_pads_symmetrically_as_the_reference() -> None:
     block = SeparableConvBN(2, 3, kernel_size=8).eval()
     x = torch.randn(1, 2, 9, 11)
     depthwise, norm, pointwise = block
-    reference = F.conv2d(F.pad(F.pad(x, (0, 1, 0, 1), mode="reflect"), (3, 3, 3, 3)), depthwise.weight, groups=2)
+    reference = F.conv2d(F.pad(x, (3, 3, 3, 3)), depthwise.weight, groups=2)
     with torch.no_grad():
         torch.testing.assert_close(block(x), pointwise(norm(reference)))
-    assert block(torch.randn(1, 2, 1, 1)).shape == (1, 3, 1, 1)  # too small to reflect: replicated
+    assert block(x).shape == (1, 3, 8, 10)  # an even kernel loses a row and a column: callers pad first
 
 
 def test_conv_blocks_shapes() -> None:
     x = torch.randn(2, 8, 10, 12)
     assert ConvBN(8, 4, 3, stride=2)(x).shape == (2, 4, 5, 6)
     assert (ConvBNReLU(8, 4)(x) >= 0).all()
-    assert SeparableConvBN(8, 6, kernel_size=8)(x).shape == (2, 6, 10, 12)
+    assert SeparableConvBN(8, 6, kernel_size=3)(x).shape == (2, 6, 10, 12)
     assert ConvMLP(8, 32)(x).shape == x.shape

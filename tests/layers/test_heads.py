@@ -18,8 +18,8 @@ def test_weighted_fusion_weights_skip_and_upsampled_feature() -> None:
 
 def test_feature_refinement_and_segmentation_heads() -> None:
     x, skip = torch.randn(2, 16, 4, 5), torch.randn(2, 24, 8, 9)
-    for wavelet_projection in (True, False):
-        refined = FeatureRefinementHead(24, 16, wavelet_projection=wavelet_projection)(x, skip)
+    for wavelet_convs in (True, False):
+        refined = FeatureRefinementHead(24, 16, wavelet_convs=wavelet_convs)(x, skip)
         assert refined.shape == (2, 16, 8, 9)
         assert (refined >= 0).all()
         assert (refined <= 6).all()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cmt_geo.errors import ConfigError
-from cmt_geo.layers.wavelet import HaarPatchMerging, WaveletTransform, WTConv2d
+from cmt_geo.layers.wavelet import HaarPatchMerging, WaveletConvBNReLU, WaveletSeparableConv, WaveletTransform, WTConv2d
 from cmt_geo.ops.wavelet import dwt2, haar_dwt2, wavelet_filter_bank
 
 
@@ -100,3 +100,46 @@ def test_wtconv_on_channels_last_input_gives_the_same_channels_last_output() -> 
     out = layer(x.to(memory_format=torch.channels_last))
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_wavelet_conv_bn_relu_is_a_depthwise_wtconv_then_batch_norm_and_relu6() -> None:
+    """Hand-computed, one channel: base conv = right neighbour (zero past the border) + bias 0.5; the wavelet branch
+    keeps only the low-pass band (identity kernel, scale 1), which the inverse transform turns into 2x2 block means
+    (-0.75, 1, 2, 3); BatchNorm is the identity; ReLU6 clips to 0..6."""
+    block = WaveletConvBNReLU(1).eval()
+    wtconv, norm, _ = block
+    with torch.no_grad():
+        wtconv.base_conv.weight.zero_()
+        wtconv.base_conv.weight[0, 0, 1, 2] = 1.0
+        wtconv.base_conv.bias.fill_(0.5)
+        wtconv.wavelet_convs[0].weight.zero_()
+        wtconv.wavelet_convs[0].weight[0, 0, 1, 1] = 1.0
+        wtconv.wavelet_scales[0].copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 4, 1, 1))
+        norm.running_var.fill_(1.0 - norm.eps)
+    x = torch.tensor([[-4.0, -3, 1, 3], [2, 2, 0, 0], [5, -1, 8, 0], [1, 3, 0, 4]]).reshape(1, 1, 4, 4)
+    expected = torch.tensor([[0.0, 0.75, 4.5, 1.5], [1.75, 0, 1.5, 1.5], [1.5, 6, 3.5, 3.5], [5.5, 2.5, 6, 3.5]])
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected.reshape(1, 1, 4, 4))
+
+
+def test_wavelet_conv_bn_relu_keeps_channels_apart() -> None:
+    block = WaveletConvBNReLU(8).eval()
+    wtconv = block[0]
+    assert wtconv.base_conv.groups == 8
+    assert wtconv.base_conv.weight.shape == (8, 1, 3, 3)
+    assert sum(p.numel() for p in block.parameters()) == 8 * (9 + 1 + 1 + 4 * 9 + 4 + 2)  # no dense 8x8x3x3 conv
+    x = torch.randn(1, 8, 10, 12)
+    changed = x.clone()
+    changed[:, 5] += 1.0
+    with torch.no_grad():
+        difference = (block(changed) - block(x)).abs().amax(dim=(0, 2, 3))
+    assert difference[5] > 0
+    assert difference[torch.arange(8) != 5].max() == 0
+
+
+def test_wavelet_separable_conv_has_a_biased_wtconv_and_no_norm() -> None:
+    conv = WaveletSeparableConv(6, 4, kernel_size=8)
+    assert [type(module) for module in conv] == [WTConv2d, torch.nn.Conv2d]
+    assert conv[0].base_conv.bias is not None
+    assert conv[1].bias is None
+    assert conv(torch.randn(1, 6, 9, 9)).shape == (1, 4, 9, 9)

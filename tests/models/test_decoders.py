@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from cmt_geo.errors import ConfigError
+from cmt_geo.layers.attention import GlobalLocalAttention, HybridAttention
+from cmt_geo.layers.conv import ConvBNReLU
+from cmt_geo.layers.wavelet import WaveletConvBNReLU
 from cmt_geo.models.decoders import UNetDecoder, UNetFormerDecoder
 from cmt_geo.models.encoders import FeatureLevel
 
@@ -18,7 +21,7 @@ def _features(height: int = 64, width: int = 96) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"hybrid": False, "wavelet_projection": False}, {"use_msaa": True, "use_rcm": True}],
+    [{}, {"hybrid": False, "wavelet_convs": False}, {"use_msaa": True, "use_rcm": True}],
     ids=["cmt-unet", "unetformer", "msaa+rcm"],
 )
 def test_unetformer_decoders_return_logits_at_stride_4(options: dict[str, bool]) -> None:
@@ -26,6 +29,23 @@ def test_unetformer_decoders_return_logits_at_stride_4(options: dict[str, bool])
     logits = decoder(_features())
     assert logits.shape == (2, 5, 16, 24)
     logits.mean().backward()
+
+
+@pytest.mark.parametrize(
+    ("options", "conv_bn_relu", "attention"),
+    [
+        ({}, WaveletConvBNReLU, HybridAttention),
+        ({"hybrid": False, "wavelet_convs": False}, ConvBNReLU, GlobalLocalAttention),
+    ],
+    ids=["cmt-unet", "unetformer"],
+)
+def test_the_four_conv_bn_relu_and_the_attention_follow_the_decoder_kind(
+    options: dict[str, bool], conv_bn_relu: type, attention: type
+) -> None:
+    decoder = UNetFormerDecoder(LEVELS, num_classes=5, decode_channels=32, num_heads=4, **options)
+    places = [decoder.fusions[0].post_conv, decoder.fusions[1].post_conv, decoder.refine.post_conv, decoder.head[0]]
+    assert all(type(place) is conv_bn_relu for place in places)
+    assert all(type(block.attn) is attention for block in decoder.blocks)
 
 
 def test_msaa_and_rcm_switches_add_their_modules() -> None:

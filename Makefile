@@ -3,6 +3,9 @@
 #   make test      run the test suite (installs first when needed); this is what CI runs
 #   make lint      ruff (lint + format check) and mypy
 #   make bench     run the benchmark scripts under benchmarks/
+#   make plugin    build the installable QGIS plugin zip in dist/
+#   make qgis-test run the QGIS plugin tests under QGIS's Python (part of make test; skipped, saying why, without QGIS)
+#   make qgis-install  install QGIS from the distribution's packages when it is missing (Debian/Ubuntu, as root; CI)
 # Override the interpreter with `make PYTHON=/path/to/python3.12 install`.
 
 SHELL := /bin/bash
@@ -25,7 +28,15 @@ echo "error: no working Python 3.12 found. Install one (Debian/Ubuntu: apt insta
 exit 1
 endef
 
-.PHONY: install test lint format bench clean
+# The QGIS plugin's tests run under QGIS's own Python (Debian: /usr/bin/python3 with python3-qgis), in a venv that
+# sees its system packages and adds pytest-qgis.
+QGIS_PYTHON ?= /usr/bin/python3
+QGIS_VENV := .venv-qgis
+QGIS_STAMP := $(QGIS_VENV)/.installed
+QGIS_PYTEST_ARGS ?=
+QGIS_APT_PACKAGES := python3-qgis qgis-providers qgis python3-venv
+
+.PHONY: install test lint format bench clean plugin qgis-test qgis-install
 
 install: $(STAMP)
 
@@ -37,6 +48,32 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VPY) -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory qgis-test
+
+plugin:
+	python3 qgis_plugin/build_zip.py --output dist
+
+qgis-install:
+	@if QT_QPA_PLATFORM=offscreen $(QGIS_PYTHON) -c 'import qgis.core' >/dev/null 2>&1 && [ -x /usr/bin/qgis_process.bin ]; then \
+	  echo "QGIS is installed"; \
+	else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(QGIS_APT_PACKAGES); \
+	fi
+
+$(QGIS_STAMP):
+	$(QGIS_PYTHON) -m venv --system-site-packages $(QGIS_VENV)
+	$(QGIS_VENV)/bin/python -m pip install --quiet "pytest>=8" "pytest-qgis>=5,<6"
+	@touch $(QGIS_STAMP)
+
+# Offscreen Qt; pytest-qgis keeps the QGIS settings in .qgis-settings/, away from the user's QGIS profile.
+qgis-test: $(STAMP)
+	@if ! QT_QPA_PLATFORM=offscreen $(QGIS_PYTHON) -c 'import qgis.core' >/dev/null 2>&1; then \
+	  echo "SKIPPED the QGIS plugin tests (tests/qgis_plugin): $(QGIS_PYTHON) has no qgis module. Install QGIS" \
+	    "(Debian/Ubuntu: apt-get install --no-install-recommends $(QGIS_APT_PACKAGES)) and rerun make test."; \
+	else \
+	  $(MAKE) -s --no-print-directory $(QGIS_STAMP) && \
+	  QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest tests/qgis_plugin --confcutdir=tests/qgis_plugin $(QGIS_PYTEST_ARGS); \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -51,4 +88,4 @@ bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(VPY) "$$script" || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(QGIS_VENV) .qgis-settings build *.egg-info .pytest_cache .mypy_cache .ruff_cache

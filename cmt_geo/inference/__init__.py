@@ -5,7 +5,7 @@
 """
 
 from cmt_geo.inference.arrays import predict_array
-from cmt_geo.inference.engine import PredictOutputs, input_bands, predict_raster
+from cmt_geo.inference.engine import PredictOutputs, predict_raster
 from cmt_geo.inference.options import PredictOptions
 
-__all__ = ["PredictOptions", "PredictOutputs", "input_bands", "predict_array", "predict_raster"]
+__all__ = ["PredictOptions", "PredictOutputs", "predict_array", "predict_raster"]

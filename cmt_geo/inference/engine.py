@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from cmt_geo.card import IGNORE_INDEX, ModelCard
-from cmt_geo.errors import CmtGeoError, ConfigError, InvalidRasterError
+from cmt_geo.errors import CmtGeoError, ConfigError
 from cmt_geo.inference.blend import FinishedRows, RowBlender
 from cmt_geo.inference.model import TilePredictor, resolve_device
 from cmt_geo.inference.options import PredictOptions
@@ -42,7 +42,7 @@ from cmt_geo.inference.overview import ModeOverview, overview_factors, overview_
 from cmt_geo.io.class_raster import write_class_metadata
 from cmt_geo.io.grid import grid_windows
 from cmt_geo.io.outputs import atomic_output
-from cmt_geo.io.raster import block_windows, nodata_values, open_raster, read_window
+from cmt_geo.io.raster import block_windows, input_bands, nodata_values, open_raster, read_window
 from cmt_geo.progress import NullProgress, Progress, check_canceled
 
 logger = logging.getLogger(__name__)
@@ -69,35 +69,6 @@ def load_model(source: ModelSource, device: str = "cpu") -> tuple[nn.Module, Mod
     from cmt_geo.models import load_checkpoint
 
     return load_checkpoint(source, device)
-
-
-def input_bands(src: DatasetReader, card: ModelCard, bands: Sequence[int] | None) -> list[int]:
-    """The 1-based bands of `src` to feed the model, in the card's band order.
-
-    Explicit `bands` win; else bands whose descriptions name the card's bands; else all bands when the count matches.
-
-    Raises:
-        ConfigError: explicit bands out of range or of the wrong count.
-        InvalidRasterError: the band count does not fit and the band names do not say which bands to use.
-    """
-    wanted = card.band_names
-    hint = f"pass bands in the model's order {wanted} (--bands 1,2,3 / bands=(1, 2, 3))"
-    if bands is not None:
-        if len(bands) != len(wanted) or max(bands) > src.count:
-            raise ConfigError(
-                f"bands={tuple(bands)} do not fit: the model takes {len(wanted)} bands {wanted} and {src.name} has "
-                f"{src.count}; {hint}"
-            )
-        return list(bands)
-    described = [(description or "").strip().lower() for description in src.descriptions]
-    if all(name.lower() in described for name in wanted):
-        return [described.index(name.lower()) + 1 for name in wanted]
-    if src.count == len(wanted):
-        return list(range(1, src.count + 1))
-    raise InvalidRasterError(
-        f"{src.name} has {src.count} bands but the model takes {len(wanted)} {wanted}, and the band descriptions "
-        f"do not name them; {hint}"
-    )
 
 
 def _pixel_metres(src: DatasetReader) -> float | None:
@@ -366,7 +337,7 @@ def predict_raster(
     with open_raster(Path(source)) as src, contextlib.ExitStack() as stack:
         staging = _shared_staging(stack, chosen, overwrite, rank, world)
         net, card = load_model(model)
-        bands = input_bands(src, card, options.bands)
+        bands = input_bands(src, card.band_names, options.bands)
         _warn_resolution(src, card, options.resample)
         predictor = TilePredictor(net, card, resolve_device(options.device), options.tta)
         reader = stack.enter_context(_at_model_resolution(src, card)) if options.resample else src

@@ -17,7 +17,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from cmt_geo.errors import InvalidRasterError
+from cmt_geo.errors import ConfigError, InvalidRasterError
 
 
 @dataclass(frozen=True)
@@ -143,3 +143,32 @@ def verify_raster(
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+def input_bands(src: Any, wanted: Sequence[str], bands: Sequence[int] | None) -> list[int]:
+    """The 1-based bands of an open raster `src` to feed a model that takes the bands named `wanted`, in that order.
+
+    Explicit `bands` win; else bands whose descriptions name the wanted bands; else all bands when the count matches.
+
+    Raises:
+        ConfigError: explicit bands out of range or of the wrong count.
+        InvalidRasterError: the band count does not fit and the band names do not say which bands to use.
+    """
+    wanted = tuple(wanted)
+    hint = f"pass bands in the model's order {wanted} (--bands 1,2,3 / bands=(1, 2, 3))"
+    if bands is not None:
+        if len(bands) != len(wanted) or max(bands) > src.count:
+            raise ConfigError(
+                f"bands={tuple(bands)} do not fit: the model takes {len(wanted)} bands {wanted} and {src.name} has "
+                f"{src.count}; {hint}"
+            )
+        return list(bands)
+    described = [(description or "").strip().lower() for description in src.descriptions]
+    if all(name.lower() in described for name in wanted):
+        return [described.index(name.lower()) + 1 for name in wanted]
+    if src.count == len(wanted):
+        return list(range(1, src.count + 1))
+    raise InvalidRasterError(
+        f"{src.name} has {src.count} bands but the model takes {len(wanted)} {wanted}, and the band descriptions "
+        f"do not name them; {hint}"
+    )

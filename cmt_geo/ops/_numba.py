@@ -14,4 +14,4 @@ def prefer_sleeping_thread_pools() -> None:
     NUMBA_THREADING_LAYER or NUMBA_THREADING_LAYER_PRIORITY wins."""
     if "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
         return
-    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
+    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from .commands.data import data
 from .commands.evaluate import evaluate
 from .commands.info import info
 from .commands.predict import predict
+from .commands.train import train
 from .commands.vectorize import vectorize
 
 _VERBOSE_KEY = "cmtgeo.verbose"
@@ -85,6 +86,7 @@ cmtgeo.add_command(data)
 cmtgeo.add_command(evaluate)
 cmtgeo.add_command(info)
 cmtgeo.add_command(predict)
+cmtgeo.add_command(train)
 cmtgeo.add_command(vectorize)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -14,6 +14,7 @@ from rasterio.windows import Window
 from torch.utils.data import Sampler
 
 from cmt_geo.data.base import PatchWindow, TiledSegmentationDataset
+from cmt_geo.data.splits import Box, pixel_rects
 from cmt_geo.errors import ConfigError
 from cmt_geo.io.grid import grid_starts
 from cmt_geo.io.raster import nodata_values, read_window
@@ -184,6 +185,8 @@ class RandomPatchSampler(_PatchSampler):
         rank: this process's rank; torch.distributed's (0 when not initialized) when both are None.
         world_size: number of ranks; torch.distributed's (1 when not initialized) when both are None.
         skip_nodata: redraw patches that hold only no-data.
+        exclude: areas (xmin, ymin, xmax, ymax) in dataset coordinates that no patch may touch, e.g. validation
+            blocks grown by their gap (`SpatialBlocks.exclusion()`).
     """
 
     def __init__(
@@ -195,10 +198,12 @@ class RandomPatchSampler(_PatchSampler):
         rank: int | None = None,
         world_size: int | None = None,
         skip_nodata: bool = True,
+        exclude: Sequence[Box] = (),
     ) -> None:
         super().__init__(dataset, size, rank, world_size, skip_nodata)
         height, width = self.size
         self.seed = _count(seed, "seed", 0)
+        self.excluded = [pixel_rects(t.transform, t.height, t.width, exclude) for t in dataset.tiles]
         tiles = dataset.tiles
         self.areas = np.array([v.area(t.height, t.width) for v, t in zip(self.validity, tiles, strict=True)])
         if not self.areas.sum():
@@ -228,10 +233,19 @@ class RandomPatchSampler(_PatchSampler):
 
     def _draw(self, rng: np.random.Generator, weights: npt.NDArray[np.float64]) -> PatchWindow:
         height, width = self.size
-        tile = int(rng.choice(len(weights), p=weights))
-        source = self.dataset.tiles[tile]
-        row, col = self.validity[tile].draw(rng, source.height, source.width, height, width)
-        return PatchWindow(tile, row, col, height, width)
+        for _ in range(_MAX_TRIES * 20):
+            tile = int(rng.choice(len(weights), p=weights))
+            source = self.dataset.tiles[tile]
+            row, col = self.validity[tile].draw(rng, source.height, source.width, height, width)
+            if not any(
+                row < bottom and top < row + height and col < right and left < col + width
+                for top, left, bottom, right in self.excluded[tile]
+            ):
+                return PatchWindow(tile, row, col, height, width)
+        raise ConfigError(
+            f"no {height}x{width} patch fits between the excluded areas (validation blocks and their gap); use "
+            "smaller patches, a smaller gap or larger validation blocks"
+        )
 
 
 class GridPatchSampler(_PatchSampler):
@@ -251,6 +265,12 @@ class GridPatchSampler(_PatchSampler):
         world_size: number of ranks; torch.distributed's (1 when not initialized) when both are None.
         even_shards: give every rank the same number of windows.
         skip_nodata: leave out windows that hold only no-data.
+        within: lay the grid over these areas (xmin, ymin, xmax, ymax) in dataset coordinates instead of over whole
+            tiles, e.g. validation blocks (`SpatialBlocks.boxes`); windows stay inside an area larger than a window.
+
+    Attributes:
+        distinct: the number of different windows over all ranks (with `even_shards`, the windows after them repeat
+            earlier ones: rank r's i-th window is a repeat when r + i * world_size >= distinct).
     """
 
     def __init__(
@@ -262,17 +282,23 @@ class GridPatchSampler(_PatchSampler):
         world_size: int | None = None,
         even_shards: bool = True,
         skip_nodata: bool = True,
+        within: Sequence[Box] | None = None,
     ) -> None:
         super().__init__(dataset, size, rank, world_size, skip_nodata)
         height, width = self.size
         step_y, step_x = _pair(stride, "stride") if stride is not None else self.size
-        windows = [
-            PatchWindow(index, row, col, height, width)
-            for index, tile in enumerate(dataset.tiles)
-            for row in grid_starts(tile.height, height, step_y)
-            for col in grid_starts(tile.width, width, step_x)
-        ]
+        windows = []
+        for index, tile in enumerate(dataset.tiles):
+            whole = [(0, 0, tile.height, tile.width)]
+            areas = whole if within is None else pixel_rects(tile.transform, tile.height, tile.width, within)
+            for top, left, bottom, right in areas:
+                windows += [
+                    PatchWindow(index, top + row, left + col, height, width)
+                    for row in grid_starts(bottom - top, height, step_y)
+                    for col in grid_starts(right - left, width, step_x)
+                ]
         windows = [window for window in windows if self._has_data(window)]
+        self.distinct = len(windows)
         if even_shards and windows:
             total = math.ceil(len(windows) / self.world_size) * self.world_size
             windows = (windows * math.ceil(total / len(windows)))[:total]

@@ -5,8 +5,9 @@ Names are imported on first use, so `import cmt_geo.data.labels` (or the registr
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cmt_geo._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cmt_geo.card import NormalizationStats
@@ -36,7 +37,6 @@ _SOURCES = {
     "cmt_geo.data.synthetic": ("make_scene", "write_raster_pair", "write_synthetic"),
     "cmt_geo.data.uavid": ("UAVid",),
 }
-_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "DATASET_NAMES",
@@ -67,14 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cmt_geo.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("cmt_geo.data", _SOURCES, globals())

@@ -8,8 +8,9 @@ Names are imported on first use, so `import cmt_geo.training` loads neither torc
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cmt_geo._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cmt_geo.training.config import TrainConfig, load_config
@@ -21,19 +22,8 @@ _SOURCES = {
     "cmt_geo.training.datasets": ("build_dataset",),
     "cmt_geo.training.train": ("TrainResult", "train"),
 }
-_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = ["TrainConfig", "TrainResult", "build_dataset", "load_config", "train"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cmt_geo.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("cmt_geo.training", _SOURCES, globals())

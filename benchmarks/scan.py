@@ -1,9 +1,16 @@
 """Selective-scan speed: every available backend against `selective_scan_ref` (and mamba-ssm's kernel on CUDA).
 
-Prints one JSON line per (shape, pass, backend) with the median milliseconds and the speedups against the reference
-(and the mamba kernel when present) measured in the same run.
+Prints one JSON line describing the target (CPU, torch's CPU capability, numba's compile target and the fp32 vector
+width of the compiled "cpu" kernels, thread counts), then one per (shape, pass, backend) with the median
+milliseconds and the speedups against the reference (and the mamba kernel when present) measured in the same run.
 
-    $ .venv/bin/python benchmarks/scan.py [--device cuda] [--repeat 5] [--shapes 1x768x4096 1x1536x1024]
+The target line's numba fields come from compiling the "cpu" kernels' per-block functions afresh in a child process
+and reading their LLVM IR and assembly (`cmt_geo.ops._scan_cpu_kernels.compile_target`). To time what numba
+generates for another CPU, set both of numba's variables (NUMBA_CPU_NAME alone keeps this machine's features,
+AVX-512 included):
+
+    $ .venv/bin/python benchmarks/scan.py [--device cuda] [--repeat 5] [--shapes 1x768x4096 1x768x256]
+    $ NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES= ATEN_CPU_CAPABILITY=avx2 .venv/bin/python benchmarks/scan.py
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -74,15 +85,45 @@ def measure(backend: str, shape: tuple[int, int, int], device: str, backward: bo
         return median_ms(run, device, repeat)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def target_report(device: str, backends: list[str]) -> dict[str, Any]:
+    """What this run measures on: the CPU, torch's kernels, numba's target and the scan kernels' vector width."""
+    report: dict[str, Any] = {
+        "kind": "target",
+        "cpu": cpu_model(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if "cpu" in backends:
+        # In a child process: compiling the inspection copies here slows the timed backward down by half (memory).
+        code = "import json, cmt_geo.ops._scan_cpu_kernels as k; print(json.dumps(k.compile_target()))"
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        report.update(json.loads(child.stdout))
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--shapes", nargs="+", default=["1x768x4096", "1x1536x1024"])
+    parser.add_argument("--shapes", nargs="+", default=["1x768x4096", "1x768x256"])
     parser.add_argument("--backends", nargs="+", default=None, help="default: every backend available")
+    parser.add_argument("--threads", type=int, default=None, help="torch (and numba) threads; default: torch's")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     backends = args.backends or available_backends(args.device)
-    hardware = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    print(json.dumps(target_report(args.device, backends)), flush=True)
     for text in args.shapes:
         batch, channels, length = (int(v) for v in text.split("x"))
         shape = (batch, channels, length)
@@ -97,7 +138,6 @@ def main() -> None:
                     "groups": GROUPS,
                     "dtype": "float32",
                     "device": args.device,
-                    "hardware": hardware,
                     "threads": torch.get_num_threads(),
                     "backend": name,
                     "ms": round(ms, 3),

@@ -1,10 +1,15 @@
 """The "cpu" scan backend: a sequential selective scan compiled by numba, parallel over channels.
 
-The scan is memory-bound and O(B·D·L·N), so a compiled loop that keeps each channel's state (N floats) in registers
-beats any parallel-scan formulation on a CPU. numba ships wheels for Linux, macOS and Windows, so users need no
-compiler. The kernels (in `_scan_cpu_kernels`) fuse Δ's bias and softplus, the D·u skip and the SiLU(z) gate, like
-mamba-ssm's CUDA kernel. The backward recomputes each channel's states and decays in (L, N) scratch buffers, so
-memory stays O(threads·L·N) beyond inputs and outputs.
+The scan is memory-bound and O(B·D·L·N), so a compiled loop that keeps each channel's state (N floats) in L1 beats
+any parallel-scan formulation on a CPU. numba ships wheels for Linux, macOS and Windows, so users need no compiler.
+The kernels (in `_scan_cpu_kernels`) fuse Δ's bias and softplus, the D·u skip and the SiLU(z) gate, like mamba-ssm's
+CUDA kernel, and are written so that LLVM vectorizes them on AVX-512, AVX2, SSE2 and NEON alike
+(`_scan_cpu_kernels.compile_target` reports what it did here). The backward recomputes states from checkpoints every
+`TIME_BLOCK` steps, so memory stays O(threads·L/TIME_BLOCK·N) beyond inputs and outputs.
+
+Threads: the kernels run on as many threads as torch uses, on numba's TBB or workqueue pool (whose idle threads
+sleep) rather than on OpenMP: numba's OpenMP layer shares torch's libgomp and, when it starts, resets the thread
+count torch runs its own ops with to NUMBA_NUM_THREADS (so torch.set_num_threads(1) silently became 2).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,12 +32,16 @@ def numba_available() -> bool:
 
 
 _KERNEL_LOCK = threading.Lock()
-"""Serializes kernel runs: numba's workqueue threading layer (used where OpenMP and TBB are missing) aborts the
-process when two Python threads run parallel kernels at once; each run already uses every core it is given."""
+"""Serializes kernel runs: numba's workqueue threading layer (used where TBB is missing) aborts the process when two
+Python threads run parallel kernels at once; each run already uses every core it is given."""
+
+_ITEMS_PER_THREAD = 4
+"""Forward work items per thread: threads take items as they finish (dynamic scheduling), so a core busy with other
+work delays the scan by one small item, not by half of it."""
 
 
 def _kernels(n_state: int) -> Any:
-    """The (forward, backward) kernels for `n_state` states, set to use as many threads as torch does."""
+    """The kernels for `n_state` states, set to use as many threads as torch does."""
     import numba
 
     most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba sets its config attributes at run time
@@ -45,6 +55,22 @@ def _compiled_kernels(n_state: int) -> Any:
     from cmt_geo.ops._scan_cpu_kernels import make_kernels
 
     return make_kernels(n_state)
+
+
+def _slices(batch: int, groups: int, per_group: int, per_thread: int) -> int:
+    """How many work items to cut each (batch, group) into: `per_thread` items per thread, at most one per channel."""
+    return max(1, min(per_group, -(-per_thread * torch.get_num_threads() // (batch * groups))))
+
+
+def _launch(kernel: Callable[..., None], *args: Any) -> None:
+    """Run a parallel kernel, one at a time, with dynamic scheduling; keep torch's thread count as it was."""
+    import numba
+
+    threads = torch.get_num_threads()
+    with _KERNEL_LOCK, numba.parallel_chunksize(1):
+        kernel(*args)
+    if torch.get_num_threads() != threads:  # numba's OpenMP layer, when the user forces it, resets torch's count
+        torch.set_num_threads(threads)
 
 
 def _kernel_inputs(
@@ -86,12 +112,15 @@ def selective_scan_cpu(
     delta_softplus: bool,
 ) -> tuple[Tensor, Tensor]:
     """`selective_scan` on CPU tensors with the numba kernels (fp32 inside); returns (out, last state)."""
-    forward_kernel, _ = _kernels(A.shape[1])
+    kernels = _kernels(A.shape[1])
     out = torch.empty(u.shape, dtype=torch.float32)
     last_state = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
-    with _KERNEL_LOCK:
-        forward_kernel(*(t.numpy() for t in inputs), delta_softplus, z is not None, out.numpy(), last_state.numpy())
+    batch, channels, _ = u.shape
+    groups = inputs[3].shape[1]
+    slices = _slices(batch, groups, channels // groups, _ITEMS_PER_THREAD)
+    arrays = (t.numpy() for t in inputs)
+    _launch(kernels.forward, *arrays, delta_softplus, z is not None, slices, out.numpy(), last_state.numpy())
     return out.to(u.dtype), last_state
 
 
@@ -124,26 +153,26 @@ def selective_scan_cpu_backward(
     delta_softplus: bool,
 ) -> list[Tensor]:
     """Gradients [du, ddelta, dA, dB, dC, dD, dz, ddelta_bias] in fp32; empty for the absent D, z, delta_bias."""
-    _, backward_kernel = _kernels(A.shape[1])
+    kernels = _kernels(A.shape[1])
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
     batch, channels, _ = u.shape
     groups = inputs[3].shape[1]
-    slices = max(1, min(channels // groups, -(-2 * torch.get_num_threads() // (batch * groups))))
+    slices = _slices(batch, groups, channels // groups, 2)  # each slice adds a (B, G, L, N) part of dB and dC
     f32 = torch.float32
     du, ddelta = torch.empty(u.shape, dtype=f32), torch.empty(u.shape, dtype=f32)
     dz = torch.empty(u.shape, dtype=f32) if z is not None else u.new_zeros(1, 1, 1, dtype=f32)
     dA = torch.empty(batch, *A.shape, dtype=f32)
-    dB_parts, dC_parts = (torch.zeros(slices, *inputs[3].shape, dtype=f32) for _ in range(2))
+    dB_parts, dC_parts = (torch.empty(slices, *inputs[3].shape, dtype=f32) for _ in range(2))
     dD, dbias = torch.empty(batch, channels, dtype=f32), torch.empty(batch, channels, dtype=f32)
-    with _KERNEL_LOCK:
-        backward_kernel(
-            *(t.numpy() for t in inputs),
-            delta_softplus,
-            z is not None,
-            dout.to(f32).contiguous().numpy(),
-            slices,
-            *(t.numpy() for t in (du, ddelta, dA, dB_parts, dC_parts, dD, dz, dbias)),
-        )
+    _launch(
+        kernels.backward,
+        *(t.numpy() for t in inputs),
+        delta_softplus,
+        z is not None,
+        dout.to(f32).contiguous().numpy(),
+        slices,
+        *(t.numpy() for t in (du, ddelta, dA, dB_parts, dC_parts, dD, dz, dbias)),
+    )
     dB, dC = (parts.sum(0).transpose(-1, -2).reshape(B.shape) for parts in (dB_parts, dC_parts))
     return [
         du,

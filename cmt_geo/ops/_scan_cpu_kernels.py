@@ -1,13 +1,21 @@
 """numba kernels of the "cpu" scan backend (imported only when that backend first runs).
 
-Every elementwise function here (exp, softplus, sigmoid) is a branch-free polynomial so that loops over the d_state
-states, or over time in the per-channel passes, compile to SIMD code: numba would otherwise call libm once per value.
+Layout, chosen so that LLVM vectorizes the state loops on every target (AVX-512, AVX2, SSE2, NEON): B and C are
+time-major (B, G, L, N), so the N states of one step are contiguous, and every loop over states reads and writes
+contiguous rows of fp32. Work is cut in time blocks of `TIME_BLOCK` steps; a work item is a slice of the channels of
+one (batch, group) and walks its channels block by block, so the block's B and C rows (and in the backward its dB
+and dC rows) stay in L1 for all of them. The backward recomputes the states of a block from a checkpoint stored every
+block, so its memory is O(L/TIME_BLOCK·N) per channel whatever the length.
+
+Every elementwise function here (exp, softplus, sigmoid) is a branch-free polynomial in fp32 and int32 only: an fp64
+or int64 step would halve the vector width, and float↔int64 conversions have no vector instruction before
+AVX-512DQ, so on AVX2 they run one lane at a time.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -15,32 +23,43 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from cmt_geo.ops._numba import prefer_sleeping_thread_pools
+
+prefer_sleeping_thread_pools()
+
 f32 = np.float32
 _LOG2E, _LN2_HI, _LN2_LO = f32(1.4426950408889634), f32(0.693359375), f32(-2.12194440e-4)
 _EXP_POLY = tuple(f32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 0.16666665459))
 _EXP_MIN, _EXP_MAX = f32(-87.33654), f32(88.37626)
 
-_jit = numba.njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-_jit_parallel = numba.njit(fastmath=True, cache=True, nogil=True, parallel=True, error_model="numpy")
+TIME_BLOCK = 64
+"""Steps per time block: a block's state, decay and gradient rows (3·64·16 fp32) and its B, C rows fit in L1."""
+
+_OPTIONS: dict[str, Any] = {"fastmath": True, "nogil": True, "error_model": "numpy", "boundscheck": False}
+_jit = numba.njit(cache=True, **_OPTIONS)
 
 
 @intrinsic
-def _int32_bits_as_float32(typingctx: Any, bits: Any) -> Any:
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.FloatType())
+def _pow2(typingctx: Any, k: Any) -> Any:
+    """2**k for an integral fp32 k in [-126, 127], built from its exponent bits in int32 (vectorizes everywhere)."""
 
-    return types.float32(types.int32), codegen
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        bits = builder.shl(builder.add(builder.fptosi(args[0], i32), ir.Constant(i32, 127)), ir.Constant(i32, 23))
+        return builder.bitcast(bits, ir.FloatType())
+
+    return types.float32(types.float32), codegen
 
 
 @_jit
 def fast_exp(x):
     """exp(x) in fp32 within 2 ulp: Cody-Waite reduction to r ∈ [-ln2/2, ln2/2], degree-6 polynomial, times 2^k."""
     x = min(max(x, _EXP_MIN), _EXP_MAX)
-    k = math.floor(x * _LOG2E + f32(0.5))
+    k = f32(np.int32(x * _LOG2E + f32(128.5))) - f32(128.0)  # floor(x·log2e + 1/2): truncating a positive value
     r = x - k * _LN2_HI - k * _LN2_LO
     c0, c1, c2, c3, c4 = _EXP_POLY
     p = (((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + f32(0.5)) * r * r + r + f32(1.0)
-    return p * _int32_bits_as_float32(np.int32((np.int32(k) + np.int32(127)) << np.int32(23)))
+    return p * _pow2(k)
 
 
 @_jit
@@ -61,48 +80,173 @@ def fast_sigmoid(x):
 
 
 @_jit
-def step_sizes(delta_row, bias, use_softplus, dts, slopes):
-    """Δ_t = softplus(delta_t + bias) (or the sum itself) into dts, and dΔ/d(delta) into slopes."""
+def step_sizes(delta_row, bias, use_softplus, dts):
+    """Δ_t = softplus(delta_t + bias), or the sum itself, for the steps of `delta_row` into dts."""
     for t in range(delta_row.shape[0]):
         raw = delta_row[t] + bias
         dts[t] = fast_softplus(raw) if use_softplus else raw
-        slopes[t] = fast_sigmoid(raw) if use_softplus else f32(1.0)
 
 
-def make_kernels(n_state: int) -> tuple[Any, Any]:
-    """The forward and backward kernels with `n_state` (d_state) a compile-time constant, for full vectorization.
+@_jit
+def step_slopes(delta_row, bias, use_softplus, slopes):
+    """dΔ_t/d(delta_t): sigmoid(delta_t + bias) through softplus, else 1."""
+    for t in range(delta_row.shape[0]):
+        slopes[t] = fast_sigmoid(delta_row[t] + bias) if use_softplus else f32(1.0)
 
-    The kernels close over nothing but `n_state`, so numba's on-disk cache can key them by its value.
+
+@_jit
+def gate(z_row, out_row):
+    """out ·= SiLU(z), in place."""
+    for t in range(z_row.shape[0]):
+        out_row[t] *= z_row[t] * fast_sigmoid(z_row[t])
+
+
+class ScanKernels(NamedTuple):
+    """The parallel kernels and, for inspection, the per-block functions that hold their state loops."""
+
+    forward: Any
+    backward: Any
+    scan_block: Any
+    recompute_block: Any
+    backward_block: Any
+
+
+def make_kernels(n_state: int, cache: bool = True) -> ScanKernels:
+    """The kernels with `n_state` (d_state) a compile-time constant, so the state loops vectorize fully.
+
+    They close over nothing but constants derived from `n_state`, so numba's on-disk cache keys them by its value
+    (and, like every cached function, by the target CPU name and features). `cache=False` builds copies that always
+    compile, whose LLVM IR can be inspected.
 
     Arrays are C-contiguous fp32: u, delta, z (B, D, L); A (D, N); B, C (B, G, L, N) time-major; D, bias (D,).
+
+    Every loop over states reads and writes one flat fp32 scratch array per work item (`w`), at compile-time
+    constant offsets plus `t·N + n`: LLVM then sees constant distances between the rows a loop touches and
+    vectorizes it without runtime alias checks. (numba passes arrays as plain pointers and leaves LLVM's SLP
+    vectorizer off, so a state loop over separate arrays is guarded by pairwise overlap checks at every step, or
+    not vectorized at all.) The time loops are bounded by TIME_BLOCK for the same reason: it proves the indices
+    non-negative, which removes numba's negative-index wraparound from the state loops.
     """
+    jit = numba.njit(cache=cache, **_OPTIONS)
+    jit_parallel = numba.njit(cache=cache, parallel=True, **_OPTIONS)
+    N = n_state
+    ROWS = TIME_BLOCK * N
+    # The scratch: the block's rows of B, C, dB, dC, the decays a = exp(Δ_t·A) and a·A (T, N), the states
+    # h_{t0-1}..h_{t1-1}, the gradients carried back to each state and the running sums of dA (T + 1, N), the
+    # channel's A row and its state (N,). The backward's state loop touches rows t and t + 1 only (a row it read
+    # at every t, like A's, would cost it its vectorization).
+    B_ROWS, C_ROWS, DB_ROWS, DC_ROWS, DECAYS, SCALED_DECAYS = (i * ROWS for i in range(6))
+    STATES, CARRIES, DA_SUMS = 6 * ROWS, 7 * ROWS + N, 8 * ROWS + 2 * N
+    A_ROW, STATE = 9 * ROWS + 3 * N, 9 * ROWS + 4 * N
+    SCRATCH = 9 * ROWS + 5 * N
 
-    @_jit_parallel
-    def forward(u, delta, A, B, C, D, z, bias, use_softplus, has_z, out, last_state):
+    @jit
+    def load_rows(source, offset, w):
+        """Copy a block's (T, N) rows into the scratch at `offset`."""
+        flat = source.ravel()
+        for i in range(flat.shape[0]):
+            w[offset + i] = flat[i]
+
+    @jit
+    def store_rows(w, offset, target):
+        """Copy a block's (T, N) rows from the scratch at `offset` into `target`."""
+        flat = target.ravel()
+        for i in range(flat.shape[0]):
+            flat[i] = w[offset + i]
+
+    @jit
+    def scan_block(w, u_row, dts, D_d, out_row):
+        """Advance the channel's state (at STATE) over a block; out_row gets y = C·h + D·u. u_row, dts (T,)."""
+        for t in range(min(u_row.shape[0], TIME_BLOCK)):
+            dt = dts[t]
+            drive = dt * u_row[t]
+            y = f32(0.0)
+            for n in range(N):
+                h = fast_exp(dt * w[A_ROW + n]) * w[STATE + n] + drive * w[B_ROWS + t * N + n]
+                w[STATE + n] = h
+                y += h * w[C_ROWS + t * N + n]
+            out_row[t] = y + D_d * u_row[t]
+
+    @jit
+    def recompute_block(w, u_row, dts, D_d, y):
+        """The block's decays and states from the state before it (row 0 of STATES); y = C·h + D·u into y (T,)."""
+        for t in range(min(u_row.shape[0], TIME_BLOCK)):
+            dt = dts[t]
+            drive = dt * u_row[t]
+            y_t = f32(0.0)
+            for n in range(N):
+                at = t * N + n
+                A_n = w[A_ROW + n]
+                a = fast_exp(dt * A_n)
+                h = a * w[STATES + at] + drive * w[B_ROWS + at]
+                w[DECAYS + at] = a
+                w[SCALED_DECAYS + at] = a * A_n
+                w[STATES + at + N] = h
+                y_t += h * w[C_ROWS + at]
+            y[t] = y_t + D_d * u_row[t]
+
+    @jit
+    def backward_block(w, u_row, dts, slopes, dy, D_d, du_row):
+        """Gradients of one channel over a block that `recompute_block` left in the scratch.
+
+        Row `span` of CARRIES holds d(loss)/dh of the block's last step from later steps, row 0 receives that of
+        the step before the block; row `span` of DA_SUMS holds the channel's dA so far, row 0 receives it with the
+        block's part; dB and dC accumulate. dy (T,) = d(loss)/dy is overwritten with d(loss)/d(delta); du_row (T,)
+        is written. Returns d(loss)/dD of the block."""
+        dD_d = f32(0.0)
+        span = min(u_row.shape[0], TIME_BLOCK)
+        for step in range(span):
+            t = max(span - 1 - step, 0)
+            dt, u_t, dy_t = dts[t], u_row[t], dy[t]
+            dD_d += dy_t * u_t
+            through_decay = f32(0.0)  # Σ_n d(loss)/d(Δ·A_n) · A_n = Σ_n grad_n · h_{t-1,n} · a_n · A_n
+            through_drive = f32(0.0)  # Σ_n d(loss)/dh_n · B_n
+            for n in range(N):
+                at = t * N + n  # only rows t and t + 1 of each region: constant distances
+                grad = w[CARRIES + at + N] + dy_t * w[C_ROWS + at]  # d(loss)/dh_t
+                decay = w[DECAYS + at]
+                w[CARRIES + at] = grad * decay
+                w[DC_ROWS + at] += dy_t * w[STATES + at + N]
+                w[DB_ROWS + at] += grad * dt * u_t
+                through_h = grad * w[STATES + at]
+                w[DA_SUMS + at] = w[DA_SUMS + at + N] + through_h * decay * dt
+                through_decay += through_h * w[SCALED_DECAYS + at]
+                through_drive += grad * w[B_ROWS + at]
+            du_row[t] = dy_t * D_d + dt * through_drive
+            dy[t] = (through_decay + through_drive * u_t) * slopes[t]
+        return dD_d
+
+    @jit_parallel
+    def forward(u, delta, A, B, C, D, z, bias, use_softplus, has_z, slices, out, last_state):
+        """out (B, D, L) and the last state (B, D, N); each (batch, group) is cut in `slices` work items."""
         batch, channels, length = u.shape
-        per_group = channels // B.shape[1]
-        for item in numba.prange(batch * channels):
-            b, d = item // channels, item % channels
-            Bg, Cg, Ad, u_row, out_row = B[b, d // per_group], C[b, d // per_group], A[d], u[b, d], out[b, d]
-            dts = np.empty(length, dtype=np.float32)
-            slopes = np.empty(length, dtype=np.float32)
-            step_sizes(delta[b, d], bias[d], use_softplus, dts, slopes)
-            h = np.zeros(n_state, dtype=np.float32)
-            for t in range(length):
-                dt = dts[t]
-                drive = dt * u_row[t]
-                y = D[d] * u_row[t]
-                for n in range(n_state):
-                    h[n] = fast_exp(dt * Ad[n]) * h[n] + drive * Bg[t, n]
-                    y += h[n] * Cg[t, n]
-                out_row[t] = y
-            if has_z:
-                z_row = z[b, d]
-                for t in range(length):
-                    out_row[t] *= z_row[t] * fast_sigmoid(z_row[t])
-            last_state[b, d, :] = h
+        groups = B.shape[1]
+        per_group = channels // groups
+        per_slice = (per_group + slices - 1) // slices
+        for item in numba.prange(batch * groups * slices):
+            b, g, s = item // (groups * slices), (item // slices) % groups, item % slices
+            first = g * per_group + s * per_slice
+            stop = min(first + per_slice, (g + 1) * per_group)
+            w = np.zeros(SCRATCH, dtype=np.float32)
+            hs = np.zeros((max(stop - first, 0), N), dtype=np.float32)
+            dts = np.empty(TIME_BLOCK, dtype=np.float32)
+            for t0 in range(0, length, TIME_BLOCK):
+                t1 = min(t0 + TIME_BLOCK, length)
+                load_rows(B[b, g, t0:t1], B_ROWS, w)
+                load_rows(C[b, g, t0:t1], C_ROWS, w)
+                block_dts = dts[: t1 - t0]
+                for d in range(first, stop):
+                    step_sizes(delta[b, d, t0:t1], bias[d], use_softplus, block_dts)
+                    w[A_ROW : A_ROW + N] = A[d]
+                    w[STATE : STATE + N] = hs[d - first]
+                    scan_block(w, u[b, d, t0:t1], block_dts, D[d], out[b, d, t0:t1])
+                    hs[d - first] = w[STATE : STATE + N]
+                    if has_z:
+                        gate(z[b, d, t0:t1], out[b, d, t0:t1])
+            for d in range(first, stop):
+                last_state[b, d, :] = hs[d - first]
 
-    @_jit_parallel
+    @jit_parallel
     def backward(
         u,
         delta,
@@ -125,69 +269,137 @@ def make_kernels(n_state: int) -> tuple[Any, Any]:
         dz,
         dbias,
     ):
-        """Gradients; dA, dD, dbias per batch row (B, D, ...) and dB, dC per channel slice (S, B, G, L, N), summed by
-        the caller. Channels of a group are split in `slices` work items so that every thread has work."""
+        """Gradients; dA, dD, dbias per batch row (B, D, ...), dB and dC per channel slice (S, B, G, L, N), summed
+        by the caller. The channels of a (batch, group) are cut in `slices` work items. Each item first finds the
+        states at block starts, then walks the blocks backwards, recomputing each from its start."""
         batch, channels, length = u.shape
         groups = B.shape[1]
         per_group = channels // groups
         per_slice = (per_group + slices - 1) // slices
+        blocks = (length + TIME_BLOCK - 1) // TIME_BLOCK
         for item in numba.prange(batch * groups * slices):
             b, g, s = item // (groups * slices), (item // slices) % groups, item % slices
-            Bg, Cg, dBp, dCp = B[b, g], C[b, g], dB_parts[s, b, g], dC_parts[s, b, g]
-            states = np.zeros((length + 1, n_state), dtype=np.float32)  # row t + 1 holds h_t; row 0 is h_-1 = 0
-            dts = np.empty(length, dtype=np.float32)
-            slopes = np.empty(length, dtype=np.float32)
-            gates = np.ones(length, dtype=np.float32)
-            gate_slopes = np.zeros(length, dtype=np.float32)
-            dh = np.empty(n_state, dtype=np.float32)
-            decays = np.empty((length, n_state), dtype=np.float32)
-            dAd = np.empty(n_state, dtype=np.float32)
             first = g * per_group + s * per_slice
-            for d in range(first, min(first + per_slice, (g + 1) * per_group)):
-                Ad, u_row, dout_row = A[d], u[b, d], dout[b, d]
-                step_sizes(delta[b, d], bias[d], use_softplus, dts, slopes)
-                if has_z:
-                    z_row = z[b, d]
-                    for t in range(length):
-                        sig = fast_sigmoid(z_row[t])
-                        gates[t] = z_row[t] * sig
-                        gate_slopes[t] = sig * (f32(1.0) + z_row[t] * (f32(1.0) - sig))
-                for t in range(length):
-                    dt = dts[t]
-                    drive = dt * u_row[t]
-                    for n in range(n_state):
-                        a = fast_exp(dt * Ad[n])
-                        decays[t, n] = a
-                        states[t + 1, n] = a * states[t, n] + drive * Bg[t, n]
-                dh[:] = f32(0.0)
-                dAd[:] = f32(0.0)
-                dD_d = f32(0.0)
-                for t in range(length - 1, -1, -1):
-                    dt, u_t = dts[t], u_row[t]
-                    dy = dout_row[t] * gates[t]
+            stop = min(first + per_slice, (g + 1) * per_group)
+            count = max(stop - first, 0)
+            w = np.zeros(SCRATCH, dtype=np.float32)
+            starts = np.zeros((count, blocks, N), dtype=np.float32)  # each channel's state before each block
+            carried = np.zeros((count, N), dtype=np.float32)  # d(loss)/dh carried back to the current block
+            dA_sums = np.zeros((count, N), dtype=np.float32)
+            dD_sums = np.zeros(count, dtype=np.float32)
+            dbias_sums = np.zeros(count, dtype=np.float32)
+            dts = np.empty(TIME_BLOCK, dtype=np.float32)
+            slopes = np.empty(TIME_BLOCK, dtype=np.float32)
+            dy = np.empty(TIME_BLOCK, dtype=np.float32)
+            y = np.empty(TIME_BLOCK, dtype=np.float32)
+            for k in range(blocks - 1):
+                t0, t1 = k * TIME_BLOCK, (k + 1) * TIME_BLOCK
+                load_rows(B[b, g, t0:t1], B_ROWS, w)
+                for d in range(first, stop):
+                    step_sizes(delta[b, d, t0:t1], bias[d], use_softplus, dts)
+                    w[A_ROW : A_ROW + N] = A[d]
+                    w[STATE : STATE + N] = starts[d - first, k]
+                    scan_block(w, u[b, d, t0:t1], dts, D[d], y)
+                    starts[d - first, k + 1] = w[STATE : STATE + N]
+            for k in range(blocks - 1, -1, -1):
+                t0 = k * TIME_BLOCK
+                t1 = min(t0 + TIME_BLOCK, length)
+                span = t1 - t0
+                load_rows(B[b, g, t0:t1], B_ROWS, w)
+                load_rows(C[b, g, t0:t1], C_ROWS, w)
+                w[DB_ROWS:DECAYS] = f32(0.0)
+                block_dts, block_slopes, block_dy, block_y = dts[:span], slopes[:span], dy[:span], y[:span]
+                last_carry, last_da = CARRIES + span * N, DA_SUMS + span * N
+                for d in range(first, stop):
+                    i = d - first
+                    u_row, dout_row = u[b, d, t0:t1], dout[b, d, t0:t1]
+                    step_sizes(delta[b, d, t0:t1], bias[d], use_softplus, block_dts)
+                    step_slopes(delta[b, d, t0:t1], bias[d], use_softplus, block_slopes)
+                    w[A_ROW : A_ROW + N] = A[d]
+                    w[STATES : STATES + N] = starts[i, k]
+                    recompute_block(w, u_row, block_dts, D[d], block_y)
                     if has_z:
-                        y = D[d] * u_t
-                        for n in range(n_state):
-                            y += states[t + 1, n] * Cg[t, n]
-                        dz[b, d, t] = dout_row[t] * y * gate_slopes[t]
-                    dD_d += dy * u_t
-                    du_t = dy * D[d]
-                    ddt = f32(0.0)
-                    for n in range(n_state):
-                        dh_n = dh[n] + dy * Cg[t, n]
-                        dCp[t, n] += dy * states[t + 1, n]
-                        a = decays[t, n]
-                        dh_a = dh_n * a * states[t, n]
-                        ddt += dh_a * Ad[n] + dh_n * Bg[t, n] * u_t
-                        dAd[n] += dh_a * dt
-                        dBp[t, n] += dh_n * dt * u_t
-                        du_t += dh_n * dt * Bg[t, n]
-                        dh[n] = dh_n * a
-                    du[b, d, t] = du_t
-                    dts[t] = ddt * slopes[t]  # dts[t] is not needed again: reuse it for d(loss)/d(delta_t)
-                ddelta[b, d, :] = dts
-                dbias[b, d] = dts.sum()
-                dA[b, d, :] = dAd
-                dD[b, d] = dD_d
+                        z_row = z[b, d, t0:t1]
+                        for t in range(span):
+                            sig = fast_sigmoid(z_row[t])
+                            block_dy[t] = dout_row[t] * z_row[t] * sig
+                            dz[b, d, t0 + t] = dout_row[t] * block_y[t] * sig * (f32(1.0) + z_row[t] * (f32(1.0) - sig))
+                    else:
+                        block_dy[:] = dout_row
+                    w[last_carry : last_carry + N] = carried[i]
+                    w[last_da : last_da + N] = dA_sums[i]
+                    dD_sums[i] += backward_block(w, u_row, block_dts, block_slopes, block_dy, D[d], du[b, d, t0:t1])
+                    carried[i] = w[CARRIES : CARRIES + N]
+                    dA_sums[i] = w[DA_SUMS : DA_SUMS + N]
+                    ddelta[b, d, t0:t1] = block_dy
+                    dbias_sums[i] += block_dy.sum()
+                store_rows(w, DB_ROWS, dB_parts[s, b, g, t0:t1])
+                store_rows(w, DC_ROWS, dC_parts[s, b, g, t0:t1])
+            for d in range(first, stop):
+                dA[b, d, :] = dA_sums[d - first]
+                dD[b, d] = dD_sums[d - first]
+                dbias[b, d] = dbias_sums[d - first]
 
-    return forward, backward
+    return ScanKernels(forward, backward, scan_block, recompute_block, backward_block)
+
+
+class BlockFacts(NamedTuple):
+    """What LLVM made of one per-block function on the current target."""
+
+    vector_lanes: int
+    """The widest fp32 vector in its IR (1: nothing vectorized)."""
+    wide_math: bool
+    """Whether it computes in fp64 or converts between floats and int64 (one lane at a time before AVX-512)."""
+    isa: str
+    """The widest vector registers its machine code uses: avx512, avx, sse, neon or scalar."""
+
+
+_FLOAT_VECTOR = re.compile(r"<(\d+) x float>")
+_WIDE_MATH = re.compile(r"\bdouble\b|(?:fptosi|fptoui) [^\n]* to (?:<\d+ x )?i64|(?:sitofp|uitofp) (?:<\d+ x )?i64")
+_ISA_REGISTERS = (
+    ("avx512", re.compile(r"%zmm|%[xy]mm(?:1[6-9]|2\d|3[01])\b|\{%k[1-7]\}")),
+    ("avx", re.compile(r"%ymm")),
+    ("sse", re.compile(r"%xmm")),
+    ("neon", re.compile(r"\bv\d+\.(?:4s|2d|8h|16b)\b|\bq\d+\b")),
+)
+
+
+def native_functions(llvm_ir: str) -> str:
+    """The definitions of compiled functions in numba's IR, without the CPython and C wrappers and the runtime."""
+    bodies = re.findall(r"^define [^\n]*\{\n.*?^\}$", llvm_ir, flags=re.MULTILINE | re.DOTALL)
+    return "\n".join(b for b in bodies if "@_ZN" in b.split("\n", 1)[0] and "cpython" not in b.split("(", 1)[0])
+
+
+def block_facts(dispatcher: Any) -> BlockFacts:
+    """`BlockFacts` of a compiled (not cache-loaded) dispatcher's first signature."""
+    signature = dispatcher.signatures[0]
+    code = native_functions(dispatcher.inspect_llvm(signature))
+    assembly = dispatcher.inspect_asm(signature)
+    isa = next((name for name, registers in _ISA_REGISTERS if registers.search(assembly)), "scalar")
+    lanes = max((int(lanes) for lanes in _FLOAT_VECTOR.findall(code)), default=1)
+    return BlockFacts(vector_lanes=lanes, wide_math=_WIDE_MATH.search(code) is not None, isa=isa)
+
+
+def inspect_blocks(n_state: int = 16) -> dict[str, BlockFacts]:
+    """Compile the per-block functions afresh for the current numba target and report what LLVM made of them."""
+    kernels = make_kernels(n_state, cache=False)
+    scratch = np.zeros(9 * TIME_BLOCK * n_state + 5 * n_state, f32)
+    steps = np.zeros(TIME_BLOCK, f32)
+    kernels.scan_block(scratch, steps, steps, f32(1.0), steps.copy())
+    kernels.recompute_block(scratch, steps, steps, f32(1.0), steps.copy())
+    kernels.backward_block(scratch, steps, steps, steps, steps.copy(), f32(1.0), steps.copy())
+    functions = ("scan_block", "recompute_block", "backward_block")
+    return {name: block_facts(getattr(kernels, name)) for name in functions}
+
+
+def compile_target(n_state: int = 16) -> dict[str, Any]:
+    """numba's target CPU and what the scan's per-block functions compile to there (for benchmarks and bug reports).
+
+    Set NUMBA_CPU_NAME and NUMBA_CPU_FEATURES before numba is imported to compile for another CPU."""
+    facts = inspect_blocks(n_state)
+    return {
+        "numba_cpu": numba.config.CPU_NAME or "host",  # type: ignore[attr-defined]  # set at run time
+        "numba_isa": min((f.isa for f in facts.values()), key=["scalar", "sse", "neon", "avx", "avx512"].index),
+        "scan_fp32_lanes": min(f.vector_lanes for f in facts.values()),
+        "scan_wide_math": any(f.wide_math for f in facts.values()),
+    }

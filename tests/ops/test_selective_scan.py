@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
 import math
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -386,3 +388,18 @@ def test_cpu_scan_from_several_threads_with_numbas_workqueue_layer() -> None:
     result = subprocess.run([sys.executable, "-c", CONCURRENT_SCANS], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["failures", "0"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 targets")
+@pytest.mark.parametrize(("cpu", "lanes"), [("haswell", 8), ("generic", 4)])
+def test_cpu_scan_state_loops_vectorize_without_avx512(cpu: str, lanes: int) -> None:
+    """AVX2 (haswell) and baseline x86-64 (generic, SSE2) get fp32 vectors in every state loop, in fp32 only."""
+    code = "import json; from cmt_geo.ops._scan_cpu_kernels import compile_target; print(json.dumps(compile_target()))"
+    env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": ""}
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    target = json.loads(child.stdout)
+    assert target["numba_cpu"] == cpu
+    assert target["scan_fp32_lanes"] == lanes
+    assert not target["scan_wide_math"]
+    assert target["numba_isa"] == ("avx" if cpu == "haswell" else "sse")

@@ -20,6 +20,15 @@ def output_option(required: bool = True, help: str = "Output path.") -> Callable
     return click.option("-o", "--output", type=click.Path(path_type=Path), required=required, help=help)
 
 
+def config_options(config_help: str, set_help: str) -> Callable[[Any], Any]:
+    """`--config FILE` (the parameter `config_path`) and repeatable `--set SECTION.KEY=VALUE` (`overrides`)."""
+    config = click.option(
+        "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=config_help
+    )
+    overrides = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=set_help)
+    return lambda command: config(overrides(command))
+
+
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace outputs that already exist (never done silently)."
 )

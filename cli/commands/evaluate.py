@@ -9,7 +9,15 @@ import click
 
 from cmt_geo.data.registry import DATASET_NAMES
 
-from ..options import device_option, make_progress, output_option, overwrite_option, progress_option, tiling_options
+from ..options import (
+    config_options,
+    device_option,
+    make_progress,
+    output_option,
+    overwrite_option,
+    progress_option,
+    tiling_options,
+)
 
 
 def _score(value: float) -> str:
@@ -20,8 +28,12 @@ def _score(value: float) -> str:
 @click.option(
     "--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Model."
 )
-@click.option("--dataset", required=True, type=click.Choice(DATASET_NAMES), help="Dataset layout of --root.")
-@click.option("--root", required=True, type=click.Path(path_type=Path), help="The dataset folder.")
+@config_options(
+    "A training config (or a run's config.yaml) whose data section names the dataset; instead of --dataset.",
+    "Change a value of --config (repeatable), e.g. --set data.root=data/vaihingen.",
+)
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Dataset layout of --root (without --config).")
+@click.option("--root", type=click.Path(path_type=Path), help="The dataset folder (with --dataset).")
 @click.option(
     "--split",
     type=click.Choice(["test", "val", "train"]),
@@ -39,8 +51,10 @@ def _score(value: float) -> str:
 @progress_option
 def evaluate(
     checkpoint: Path,
-    dataset: str,
-    root: Path,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    dataset: str | None,
+    root: Path | None,
     split: str,
     output: Path,
     tile_size: int | None,
@@ -60,9 +74,26 @@ def evaluate(
 
     \b
     $ cmtgeo evaluate --checkpoint best.ckpt --dataset vaihingen --root data/vaihingen -o eval/vaihingen --tta d4
+    $ cmtgeo evaluate --checkpoint runs/synthetic/checkpoints/best.ckpt --config runs/synthetic/config.yaml \\
+        --split val -o eval/synthetic
     """
+    from cmt_geo.data.base import TiledSegmentationDataset
     from cmt_geo.evaluation import evaluate as run_evaluation
     from cmt_geo.inference import PredictOptions
+
+    data: str | TiledSegmentationDataset
+    if config_path is not None:
+        if dataset is not None or root is not None:
+            raise click.UsageError("give either --config or --dataset with --root, not both")
+        from cmt_geo.training import build_dataset, load_config
+
+        data = build_dataset(load_config(config_path, overrides).data, split)  # type: ignore[arg-type]
+    elif overrides:
+        raise click.UsageError("--set changes values of --config; give --config FILE")
+    elif dataset is None or root is None:
+        raise click.UsageError("give the data: --config FILE, or --dataset NAME with --root DIR")
+    else:
+        data = dataset
 
     options = PredictOptions(
         tile_size=tile_size,
@@ -73,7 +104,7 @@ def evaluate(
     )
     result = run_evaluation(
         checkpoint,
-        dataset,
+        data,
         root=root,
         split=split,  # type: ignore[arg-type]
         options=options,

@@ -7,22 +7,13 @@ from pathlib import Path
 
 import click
 
-from ..options import make_progress, output_option, overwrite_option, progress_option
+from ..options import config_options, make_progress, output_option, overwrite_option, progress_option
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML training config (see configs/); with --resume, the run's own config.yaml by default.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Change a config value (repeatable), e.g. --set trainer.max_steps=20 --set data.root=data/vaihingen.",
+@config_options(
+    "YAML training config (see configs/); with --resume, the run's own config.yaml by default.",
+    "Change a config value (repeatable), e.g. --set trainer.max_steps=20 --set data.root=data/vaihingen.",
 )
 @output_option(required=False, help="Run folder to create: config.yaml, checkpoints/, logs/.")
 @click.option(

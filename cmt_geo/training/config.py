@@ -354,7 +354,8 @@ class TrainerSection:
         max_steps: optimizer steps to train; -1 when max_epochs decides (the first limit reached stops).
         max_minutes: also stop after this many minutes (the schedule still runs over max_steps or max_epochs).
         accelerator: "auto", "cpu", "gpu", "cuda" or "mps".
-        devices: devices per node (a number) or "auto"; under torchrun or SLURM, the launcher's processes.
+        devices: devices per node (a number) or "auto"; "auto" under torchrun takes its processes per node (under
+            SLURM's srun, give devices and num_nodes as the job has them).
         num_nodes: machines.
         strategy: "auto" (DDP when there are several devices) or "ddp".
         precision: "auto" (bf16-mixed on CUDA, 32 elsewhere), "32", "bf16-mixed" or "16-mixed".

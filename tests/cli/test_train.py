@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ FAST = [
 ]
 
 
-def test_train_then_predict_through_the_command_line(tmp_path: Path) -> None:
+def test_train_then_predict_and_evaluate_through_the_command_line(tmp_path: Path) -> None:
     scene = write_synthetic(tmp_path / "scene", size=256, seed=1)
     sets = [item for value in [f"data.root={scene}", *FAST] for item in ("--set", value)]
     args = ["train", "--config", str(CONFIG), *sets, "--set", "trainer.max_steps=2", "-o", str(tmp_path / "run")]
@@ -55,6 +57,18 @@ def test_train_then_predict_through_the_command_line(tmp_path: Path) -> None:
         ],
     )
     assert predicted.exit_code == 0, predicted.output
+    evaluate = ["evaluate", "--checkpoint", str(checkpoint), "--config", str(tmp_path / "run" / "config.yaml")]
+    scored = CliRunner().invoke(
+        cmtgeo, [*evaluate, "--split", "val", "-o", str(tmp_path / "eval"), "--tile-size", "64", "--progress", "none"]
+    )
+    assert scored.exit_code == 0, scored.output
+    assert re.search(r"^raster val, .*\n  mIoU \d\.\d{4}", scored.stdout, flags=re.MULTILINE), scored.stdout
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["split"] == "val"
+    assert sum(map(sum, report["confusion_matrix"]["counts"])) > 0  # the validation blocks' pixels, scored
+    both = CliRunner().invoke(cmtgeo, [*evaluate, "--dataset", "vaihingen", "-o", str(tmp_path / "e2")])
+    assert both.exit_code == 2
+    assert "not both" in both.stderr
     again = CliRunner().invoke(cmtgeo, args)
     assert again.exit_code == 1
     assert "--overwrite" in again.stderr

@@ -1,6 +1,7 @@
 # cmt-geo developer commands. Everything installs into .venv at the repository root.
 #   make install   create .venv with Python 3.12 and install cmt-geo (editable) with its dev tools
 #   make test      run the test suite (installs first when needed); this is what CI runs
+#   make demo      install, then train on a synthetic scene and segment a held-out one (examples/demo.py, runs/demo)
 #   make lint      ruff (lint + format check) and mypy
 #   make bench     run the benchmark scripts under benchmarks/
 #   make plugin    build the installable QGIS plugin zip in dist/
@@ -49,6 +50,12 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(VPY) -m pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory qgis-test
+
+# Writes runs/demo; an earlier demo's outputs there are replaced. DEMO_ARGS adds options, e.g. DEMO_ARGS="--steps 200".
+DEMO_ARGS ?=
+.PHONY: demo
+demo: $(STAMP)
+	$(VPY) examples/demo.py --output runs/demo --overwrite $(DEMO_ARGS)
 
 plugin:
 	python3 qgis_plugin/build_zip.py --output dist

@@ -1,15 +1,24 @@
 """Size and speed of every model preset: parameters, MACs, CPU latency and, with CUDA, training and prediction speed.
 
 Prints one JSON object per line:
+  {"kind": "target", "cpu", "torch_cpu_capability", "numba_cpu", "numba_isa", ...}    what the CPU runs measure on
   {"kind": "size", "model", "params_m", "gmacs_256_no_scan", "gmacs_256_with_scan"}
-  {"kind": "cpu", "model", "threads", "forward_ms", "forward_bf16_ms"}    1x3x256x256, eval, channels-last
+  {"kind": "cpu", "model", "threads", "threads_after", "forward_ms", "forward_no_scan_ms", "optimized_ms",
+      "optimized_no_scan_ms", "forward_bf16_ms"}
+      1x3x256x256, channels-last, median: the plain eval model and `optimize_for_inference(model)`, each also with
+      the selective scan replaced by identity (the non-scan time); "threads_after" is torch's thread count after
+      the runs (a scan backend that resets it shows here)
   {"kind": "throughput", "model", "device", "train_img_s", "train_peak_gib", "predict_mpix_s", "predict_peak_gib"}
       (with --throughput-device cpu the same runs on the CPU, e.g. to check the script without a GPU)
       train: batch 8, 256x256, bf16 autocast, AdamW step; predict: batch 32, 256x256, bf16 autocast.
 MACs come from torch's FlopCounterMode (one MAC = 2 FLOPs) with the selective scan counted as
 9 * B * L * D * N MACs (the convention of VMamba's FLOP counter), so "no_scan" leaves it out.
+The target line's numba fields come from a child process, as in benchmarks/scan.py. To time AVX2 code paths on an
+AVX-512 machine, set torch's and numba's variables:
 
-    $ .venv/bin/python benchmarks/model_speed.py [--models cmt_unet_base cmt_unet_tiny] [--compile] [--repeats 5]
+    $ .venv/bin/python benchmarks/model_speed.py [--models cmt_unet_base cmt_unet_tiny] [--threads 1 2] [--repeats 5]
+    $ ATEN_CPU_CAPABILITY=avx2 NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES= .venv/bin/python benchmarks/model_speed.py \
+        --models cmt_unet_base cmt_unet_tiny --skip-size --throughput-device none
 """
 
 from __future__ import annotations
@@ -18,15 +27,18 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
+from scan import target_report  # benchmarks/scan.py, beside this script
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import cmt_geo.layers.ss2d
 from cmt_geo.layers.ss2d import SS2D
-from cmt_geo.models import create_model, list_models
+from cmt_geo.models import create_model, list_models, optimize_for_inference
 
 SIZE = 256
 NUM_CLASSES = 6
@@ -85,27 +97,43 @@ def _prepare(name: str, device: str, compile_model: bool) -> nn.Module:
     return cast(nn.Module, torch.compile(model, dynamic=False)) if compile_model else model
 
 
-def cpu_report(name: str, repeats: int, compile_model: bool) -> dict[str, Any]:
-    """Median forward latency at 1x3x256x256 on the CPU, fp32 and under bf16 autocast."""
+@contextmanager
+def scan_replaced_by_identity() -> Iterator[None]:
+    """Inside the block, every SS2D's selective scan returns its input u: the forward without the scan's cost."""
+    scan = cmt_geo.layers.ss2d.selective_scan
+    cmt_geo.layers.ss2d.selective_scan = lambda u, *args, **kwargs: u
+    try:
+        yield
+    finally:
+        cmt_geo.layers.ss2d.selective_scan = scan
+
+
+def cpu_report(name: str, repeats: int, compile_model: bool, threads: int) -> dict[str, Any]:
+    """Median forward latency at 1x3x256x256 on `threads` CPU threads: plain eval model, optimized copy, bf16."""
+    torch.set_num_threads(threads)
     model = _prepare(name, "cpu", compile_model).eval()
+    optimized = optimize_for_inference(create_model(name, NUM_CLASSES))
     x = torch.randn(1, 3, SIZE, SIZE).to(memory_format=torch.channels_last)
 
-    def forward() -> object:
-        with torch.inference_mode():
-            return model(x)
+    def timed(module: nn.Module, bf16: bool = False) -> float:
+        def forward() -> object:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return module(x)
 
-    def forward_bf16() -> object:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return model(x)
+        return round(1000 * _median_seconds(forward, repeats, lambda: None), 1)
 
-    return {
-        "kind": "cpu",
-        "model": name,
-        "threads": torch.get_num_threads(),
-        "compiled": compile_model,
-        "forward_ms": round(1000 * _median_seconds(forward, repeats, lambda: None), 1),
-        "forward_bf16_ms": round(1000 * _median_seconds(forward_bf16, repeats, lambda: None), 1),
-    }
+    report: dict[str, Any] = {"kind": "cpu", "model": name, "threads": threads, "compiled": compile_model}
+    report["forward_ms"] = timed(model)
+    report["optimized_ms"] = timed(optimized)
+    with scan_replaced_by_identity():
+        report["forward_no_scan_ms"] = timed(model)
+        report["optimized_no_scan_ms"] = timed(optimized)
+    try:
+        report["forward_bf16_ms"] = timed(model, bf16=True)
+    except RuntimeError as error:  # torch 2.14's bf16 CPU flash attention needs AVX-512 ("pack_vnni2")
+        report["forward_bf16_ms"], report["bf16_error"] = None, str(error).splitlines()[0]
+    report["threads_after"] = torch.get_num_threads()
+    return report
 
 
 def throughput_report(name: str, device: str, repeats: int, compile_model: bool) -> dict[str, Any]:
@@ -163,19 +191,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the models")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the plain models")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="CPU thread counts to time")
     parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU latency runs")
+    parser.add_argument("--skip-size", action="store_true", help="skip parameter and MAC counts")
     parser.add_argument(
         "--throughput-device",
         default="cuda",
-        help="device of the train/predict runs (skipped when it is 'cuda' and none)",
+        help="device of the train/predict runs (skipped when it is 'cuda' and none, or 'none')",
     )
     args = parser.parse_args()
+    if not args.skip_cpu:
+        print(json.dumps(target_report("cpu", ["cpu"])), flush=True)
     for name in args.models:
-        print(json.dumps(size_report(name)), flush=True)
+        if not args.skip_size:
+            print(json.dumps(size_report(name)), flush=True)
         if not args.skip_cpu:
-            print(json.dumps(cpu_report(name, args.repeats, args.compile)), flush=True)
-        if args.throughput_device != "cuda" or torch.cuda.is_available():
+            for threads in args.threads:
+                print(json.dumps(cpu_report(name, args.repeats, args.compile, threads)), flush=True)
+        if (args.throughput_device == "cuda" and torch.cuda.is_available()) or args.throughput_device not in {
+            "cuda",
+            "none",
+        }:
             print(json.dumps(throughput_report(name, args.throughput_device, args.repeats, args.compile)), flush=True)
 
 

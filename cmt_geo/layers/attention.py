@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from cmt_geo.errors import ConfigError
 from cmt_geo.layers.conv import ConvBN, SeparableConvBN
+from cmt_geo.layers.fusion import fold_sequential_batch_norms_, merge_parallel_convs
 from cmt_geo.layers.padding import pad_reflect
 from cmt_geo.layers.wavelet import WaveletSeparableConv
 
@@ -35,6 +36,7 @@ class WindowAttention(nn.Module):
     """
 
     relative_position_index: Tensor
+    frozen_bias: Tensor | None
 
     def __init__(
         self, dim: int, num_heads: int, window_size: int = 8, qkv_bias: bool = False, fused: bool = True
@@ -47,9 +49,17 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
+        self.register_buffer("frozen_bias", None, persistent=False)
+
+    @torch.no_grad()
+    def fuse_for_inference_(self) -> None:
+        """In place, for inference: gather the bias once instead of on every call (it no longer follows the table)."""
+        self.frozen_bias = self.relative_position_bias().contiguous()
 
     def relative_position_bias(self) -> Tensor:
         """(heads, w^2, w^2) additive attention bias."""
+        if self.frozen_bias is not None:
+            return self.frozen_bias
         area = self.window_size**2
         bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
         return bias.reshape(area, area, self.num_heads).permute(2, 0, 1)
@@ -138,13 +148,29 @@ class GlobalLocalAttention(nn.Module):
             raise ConfigError(f"window_size must be even and at least 2, got {window_size}; the reference uses 8")
         self.window_size = window_size
         self.attention = WindowAttention(dim, num_heads, window_size, fused=fused)
-        self.local1 = ConvBN(local_channels or dim, dim, kernel_size=3)
-        self.local2 = ConvBN(local_channels or dim, dim, kernel_size=1)
+        self.local1: nn.Module = ConvBN(local_channels or dim, dim, kernel_size=3)
+        self.local2: nn.Module | None = ConvBN(local_channels or dim, dim, kernel_size=1)
         self.proj: nn.Module = (
             WaveletSeparableConv(dim, dim, kernel_size=window_size, wavelet=wavelet)
             if wavelet_projection
             else SeparableConvBN(dim, dim, kernel_size=window_size)
         )
+
+    @torch.no_grad()
+    def fuse_for_inference_(self) -> None:
+        """In place, for inference: the two local ConvBNs become one 3x3 conv (norms folded, the 1x1 as its centre)."""
+        if self.local2 is None:
+            return
+        wide, narrow = self.local1, self.local2
+        assert isinstance(wide, nn.Sequential)
+        assert isinstance(narrow, nn.Sequential)
+        fold_sequential_batch_norms_(wide)
+        fold_sequential_batch_norms_(narrow)
+        wide_conv, narrow_conv = wide[0], narrow[0]
+        assert isinstance(wide_conv, nn.Conv2d)
+        assert isinstance(narrow_conv, nn.Conv2d)
+        self.local1 = merge_parallel_convs(wide_conv, narrow_conv)
+        self.local2 = None
 
     def cross_window_context(self, attended: Tensor) -> Tensor:
         """Sum of a vertical and a horizontal w-long average (zero-padded, as the reference): (B, C, H, W)."""
@@ -159,7 +185,7 @@ class GlobalLocalAttention(nn.Module):
         """x: (B, C, H, W); local_source: (B, C_local, H, W) or None for x -> (B, C, H, W)."""
         height, width = x.shape[-2:]
         source = x if local_source is None else local_source
-        local = self.local2(source) + self.local1(source)
+        local = self.local1(source) if self.local2 is None else self.local2(source) + self.local1(source)
         mixed = self.cross_window_context(self.attention(x)) + local
         return self.proj(pad_reflect(mixed, (0, 1, 0, 1)))[..., :height, :width]
 

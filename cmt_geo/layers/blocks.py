@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from cmt_geo.errors import ConfigError
 from cmt_geo.layers.conv import ConvMLP
+from cmt_geo.layers.fusion import batch_norm_affine, fold_input_affine, is_plain_batch_norm
 
 
 def drop_path(probability: float) -> nn.Module:
@@ -45,8 +47,16 @@ class AttentionBlock(nn.Module):
         self.context_norm = nn.BatchNorm2d(context_channels) if context_channels else None
         self.attn = attention
         self.drop_path = drop_path(drop_path_rate)
-        self.norm2 = nn.BatchNorm2d(dim)
+        self.norm2: nn.Module = nn.BatchNorm2d(dim)
         self.mlp = ConvMLP(dim, int(dim * mlp_ratio))
+
+    @torch.no_grad()
+    def fuse_for_inference_(self) -> None:
+        """In place, for inference: fold norm2 into the MLP's first 1x1 conv (exact: a 1x1 conv has no padding)."""
+        if is_plain_batch_norm(self.norm2):
+            assert isinstance(self.norm2, nn.BatchNorm2d)
+            self.mlp.fc1 = fold_input_affine(self.mlp.fc1, *batch_norm_affine(self.norm2))
+            self.norm2 = nn.Identity()
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); context: (B, C_ctx, H, W) when the block has context channels -> (B, C, H, W)."""

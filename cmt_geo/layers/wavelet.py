@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from cmt_geo.errors import ConfigError
 from cmt_geo.layers.conv import SameConv2d, conv2d_same
+from cmt_geo.layers.fusion import batch_norm_affine
 from cmt_geo.ops.wavelet import HAAR_NAMES, dwt2, haar_dwt2, haar_idwt2, idwt2, wavelet_filter_bank
 
 
@@ -90,9 +91,41 @@ class WTConv2d(nn.Module):
             nn.Parameter(torch.full((1, 4 * channels, 1, 1), 0.1)) for _ in range(levels)
         )
 
-    @staticmethod
-    def _scaled_depthwise(x: Tensor, conv: nn.Module, scale: Tensor) -> Tensor:
+    scales_folded: bool = False
+    """True after `fold_for_inference_`: the conv weights already hold the scales (which are then ones)."""
+
+    @torch.no_grad()
+    def fold_for_inference_(self, norm: nn.BatchNorm2d | None = None) -> None:
+        """In place, for inference: fold the scales (and an eval-mode BatchNorm2d that follows) into the convs.
+
+        Afterwards the layer computes norm(self(x)) as before (with norm=None: self(x)), one conv per branch without
+        re-scaling the weights on every call. The layer is linear per channel, so the norm's per-channel scale
+        multiplies the base conv and all four sub-band kernels of that channel, and its shift joins the base bias.
+        """
+        if self.scales_folded:
+            raise ConfigError("this WTConv2d's scales are folded already; fold_for_inference_ runs once per layer")
+        out_scale, out_shift = batch_norm_affine(norm) if norm is not None else (None, None)
+        base_scale = self.base_scale.reshape(-1) * (out_scale if out_scale is not None else 1.0)
+        self.base_conv.weight.mul_(base_scale.reshape(-1, 1, 1, 1))
+        if out_shift is not None:
+            bias = self.base_conv.bias * base_scale if self.base_conv.bias is not None else 0.0
+            self.base_conv.bias = nn.Parameter(bias + out_shift, requires_grad=False)
+        elif self.base_conv.bias is not None:
+            self.base_conv.bias.mul_(base_scale)
+        for conv, scale in zip(self.wavelet_convs, self.wavelet_scales, strict=True):
+            assert isinstance(conv, SameConv2d)
+            band_scale = scale.reshape(-1)
+            if out_scale is not None:
+                band_scale = band_scale * out_scale.repeat_interleave(4)  # channel 4c + k: band k of channel c
+            conv.weight.mul_(band_scale.reshape(-1, 1, 1, 1))
+            scale.fill_(1.0)
+        self.base_scale.fill_(1.0)
+        self.scales_folded = True
+
+    def _scaled_depthwise(self, x: Tensor, conv: nn.Module, scale: Tensor) -> Tensor:
         assert isinstance(conv, SameConv2d)
+        if self.scales_folded:
+            return conv2d_same(x, conv.weight, conv.bias, groups=conv.groups)
         per_channel = scale.reshape(-1)
         weight = conv.weight * per_channel.reshape(-1, 1, 1, 1)
         bias = conv.bias * per_channel if conv.bias is not None else None

@@ -143,3 +143,27 @@ def test_wavelet_separable_conv_has_a_biased_wtconv_and_no_norm() -> None:
     assert conv[0].base_conv.bias is not None
     assert conv[1].bias is None
     assert conv(torch.randn(1, 6, 9, 9)).shape == (1, 4, 9, 9)
+
+
+@pytest.mark.parametrize(("kernel_size", "levels", "size"), [(3, 1, (16, 20)), (8, 1, (17, 17)), (5, 2, (15, 22))])
+@pytest.mark.parametrize("with_norm", [False, True])
+def test_wtconv_fold_for_inference_keeps_the_output(
+    kernel_size: int, levels: int, size: tuple[int, int], with_norm: bool
+) -> None:
+    torch.manual_seed(0)
+    layer = WTConv2d(5, kernel_size, levels=levels).double()
+    norm = torch.nn.BatchNorm2d(5).double().eval()
+    with torch.no_grad():
+        layer.base_scale.uniform_(0.5, 1.5)
+        for scale in layer.wavelet_scales:
+            scale.uniform_(0.1, 0.5)
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1, 1)
+    x = torch.randn(2, 5, *size, dtype=torch.float64)
+    expected = norm(layer(x)) if with_norm else layer(x)
+    layer.fold_for_inference_(norm if with_norm else None)
+    torch.testing.assert_close(layer(x), expected, atol=1e-12, rtol=1e-12)
+    with pytest.raises(ConfigError, match="folded already"):
+        layer.fold_for_inference_()

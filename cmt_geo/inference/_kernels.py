@@ -9,10 +9,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cmt_geo.ops._numba import prefer_sleeping_thread_pools
+from cmt_geo.ops._numba import prefer_openmp_thread_pool
 from cmt_geo.ops._scan_cpu_kernels import fast_exp
 
-prefer_sleeping_thread_pools()
+prefer_openmp_thread_pool()
 
 _jit = numba.njit(fastmath=True, cache=True, nogil=True, boundscheck=False)
 _jit_parallel = numba.njit(fastmath=True, cache=True, nogil=True, parallel=True, boundscheck=False)

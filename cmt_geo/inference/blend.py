@@ -76,7 +76,9 @@ class RowBlender:
         probabilities: bool = False,
     ) -> None:
         from cmt_geo.inference import _kernels
+        from cmt_geo.ops._numba import use_torch_threads
 
+        use_torch_threads()
         self._kernels = _kernels
         self.height, self.width = height, width
         self.rows = tile[0]

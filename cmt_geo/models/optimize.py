@@ -19,24 +19,26 @@ from cmt_geo.models.encoders import ResNetEncoder
 from cmt_geo.models.segmentation import SegmentationModel
 
 
-def optimize_for_inference(model: SegmentationModel) -> SegmentationModel:
+def optimize_for_inference(model: SegmentationModel, *, inplace: bool = False) -> SegmentationModel:
     """A copy of `model` rewritten for fast eval-mode forward passes; `model` itself is left as it was.
 
-    The copy computes the plain model's eval-mode forward (equal within float rounding, about 1e-6 relative):
+    It computes the plain model's eval-mode forward (equal within float rounding, about 1e-6 relative):
     every BatchNorm2d that follows a conv (ResNet, ConvBN / ConvBNReLU, depthwise-separable projections, the
     WTConv2d + BN of CMT-UNet's ConvBNReLU) is folded into it; the BatchNorm2d before each attention block's MLP is
     folded into its first 1x1 conv; each global-local attention's 3x3 and 1x1 local ConvBNs become one 3x3 conv;
     WTConv2d scales are multiplied into the kernels once; window attention gathers its position bias once.
-    The copy is in eval mode with gradients off: it is for inference only (its weights no longer match a
-    checkpoint's names, so save and fine-tune the original).
+    It is in eval mode with gradients off: it is for inference only (its weights no longer match a checkpoint's
+    names, so save and fine-tune the original).
 
     Args:
         model: a model from `create_model` (or `load_checkpoint`), on any device.
+        inplace: rewrite `model` itself instead of a copy (no second set of weights in memory); it is then for
+            inference only.
 
     Returns:
-        The optimized copy, on the model's device.
+        The optimized model (a copy unless `inplace`), on the model's device.
     """
-    optimized = copy.deepcopy(model).eval()
+    optimized = (model if inplace else copy.deepcopy(model)).eval()
     for module in optimized.modules():
         if isinstance(module, ResNetEncoder):
             for block in module.body.modules():

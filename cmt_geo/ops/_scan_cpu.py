@@ -7,9 +7,8 @@ CUDA kernel, and are written so that LLVM vectorizes them on AVX-512, AVX2, SSE2
 (`_scan_cpu_kernels.compile_target` reports what it did here). The backward recomputes states from checkpoints every
 `TIME_BLOCK` steps, so memory stays O(threads·L/TIME_BLOCK·N) beyond inputs and outputs.
 
-Threads: the kernels run on as many threads as torch uses, on numba's TBB or workqueue pool (whose idle threads
-sleep) rather than on OpenMP: numba's OpenMP layer shares torch's libgomp and, when it starts, resets the thread
-count torch runs its own ops with to NUMBA_NUM_THREADS (so torch.set_num_threads(1) silently became 2).
+Threads: the kernels run on as many threads as torch uses, on numba's OpenMP layer where it loads (see
+`_numba.prefer_openmp_thread_pool`); torch's own thread count is kept as the user set it.
 """
 
 from __future__ import annotations
@@ -41,17 +40,17 @@ work delays the scan by one small item, not by half of it."""
 
 
 def _kernels(n_state: int) -> Any:
-    """The kernels for `n_state` states, set to use as many threads as torch does."""
-    import numba
+    """The (forward, backward) kernels for `n_state` states, set to use as many threads as torch does."""
+    from cmt_geo.ops._numba import use_torch_threads
 
-    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba sets its config attributes at run time
-    numba.set_num_threads(min(torch.get_num_threads(), most))
-    return _compiled_kernels(n_state)
+    kernels = _compiled_kernels(n_state)  # first: the kernel module chooses numba's threading layer
+    use_torch_threads()
+    return kernels
 
 
 @functools.cache
-def _compiled_kernels(n_state: int) -> Any:
-    """The compiled kernels, loaded from numba's on-disk cache when possible."""
+def _compiled_kernels(n_state: int) -> tuple[Any, Any]:
+    """The kernels, loaded from numba's on-disk cache when possible."""
     from cmt_geo.ops._scan_cpu_kernels import make_kernels
 
     return make_kernels(n_state)
@@ -63,14 +62,11 @@ def _slices(batch: int, groups: int, per_group: int, per_thread: int) -> int:
 
 
 def _launch(kernel: Callable[..., None], *args: Any) -> None:
-    """Run a parallel kernel, one at a time, with dynamic scheduling; keep torch's thread count as it was."""
+    """Run a parallel kernel, one at a time, with dynamic scheduling."""
     import numba
 
-    threads = torch.get_num_threads()
     with _KERNEL_LOCK, numba.parallel_chunksize(1):
         kernel(*args)
-    if torch.get_num_threads() != threads:  # numba's OpenMP layer, when the user forces it, resets torch's count
-        torch.set_num_threads(threads)
 
 
 def _kernel_inputs(
@@ -112,7 +108,7 @@ def selective_scan_cpu(
     delta_softplus: bool,
 ) -> tuple[Tensor, Tensor]:
     """`selective_scan` on CPU tensors with the numba kernels (fp32 inside); returns (out, last state)."""
-    kernels = _kernels(A.shape[1])
+    forward, _ = _kernels(A.shape[1])
     out = torch.empty(u.shape, dtype=torch.float32)
     last_state = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
@@ -120,7 +116,7 @@ def selective_scan_cpu(
     groups = inputs[3].shape[1]
     slices = _slices(batch, groups, channels // groups, _ITEMS_PER_THREAD)
     arrays = (t.numpy() for t in inputs)
-    _launch(kernels.forward, *arrays, delta_softplus, z is not None, slices, out.numpy(), last_state.numpy())
+    _launch(forward, *arrays, delta_softplus, z is not None, slices, out.numpy(), last_state.numpy())
     return out.to(u.dtype), last_state
 
 
@@ -153,7 +149,7 @@ def selective_scan_cpu_backward(
     delta_softplus: bool,
 ) -> list[Tensor]:
     """Gradients [du, ddelta, dA, dB, dC, dD, dz, ddelta_bias] in fp32; empty for the absent D, z, delta_bias."""
-    kernels = _kernels(A.shape[1])
+    _, backward = _kernels(A.shape[1])
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
     batch, channels, _ = u.shape
     groups = inputs[3].shape[1]
@@ -165,7 +161,7 @@ def selective_scan_cpu_backward(
     dB_parts, dC_parts = (torch.empty(slices, *inputs[3].shape, dtype=f32) for _ in range(2))
     dD, dbias = torch.empty(batch, channels, dtype=f32), torch.empty(batch, channels, dtype=f32)
     _launch(
-        kernels.backward,
+        backward,
         *(t.numpy() for t in inputs),
         delta_softplus,
         z is not None,

@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import literally, types
 from numba.extending import intrinsic
 
-from cmt_geo.ops._numba import prefer_sleeping_thread_pools
+from cmt_geo.ops._numba import prefer_openmp_thread_pool
 
-prefer_sleeping_thread_pools()
+prefer_openmp_thread_pool()
 
 f32 = np.float32
 _LOG2E, _LN2_HI, _LN2_LO = f32(1.4426950408889634), f32(0.693359375), f32(-2.12194440e-4)
@@ -101,120 +101,157 @@ def gate(z_row, out_row):
         out_row[t] *= z_row[t] * fast_sigmoid(z_row[t])
 
 
-class ScanKernels(NamedTuple):
-    """The parallel kernels and, for inspection, the per-block functions that hold their state loops."""
+class _Scratch(NamedTuple):
+    """Offsets into a work item's flat fp32 scratch for N states: the block's rows of B, C, dB, dC, the decays
+    a = exp(Δ_t·A) and a·A (T, N each), the states h_{t0-1}..h_{t1-1}, the gradients carried back to each state and
+    the running sums of dA (T + 1, N each), the channel's A row and its state (N each); `size` is its length. The
+    backward's state loop touches rows t and t + 1 only (a row it read at every t, like A's, would cost it its
+    vectorization).
 
-    forward: Any
-    backward: Any
-    scan_block: Any
-    recompute_block: Any
-    backward_block: Any
+    Every loop over states reads and writes this one scratch at compile-time constant offsets plus `t·N + n`: LLVM
+    then sees constant distances between the rows a loop touches and vectorizes it without runtime alias checks.
+    (numba passes arrays as plain pointers and leaves LLVM's SLP vectorizer off, so a state loop over separate arrays
+    is guarded by pairwise overlap checks at every step, or not vectorized at all.) The time loops are bounded by
+    TIME_BLOCK for the same reason: it proves the indices non-negative, which removes numba's negative-index
+    wraparound from the state loops.
 
-
-def make_kernels(n_state: int, cache: bool = True) -> ScanKernels:
-    """The kernels with `n_state` (d_state) a compile-time constant, so the state loops vectorize fully.
-
-    They close over nothing but constants derived from `n_state`, so numba's on-disk cache keys them by its value
-    (and, like every cached function, by the target CPU name and features). `cache=False` builds copies that always
-    compile, whose LLVM IR can be inspected.
+    N (d_state) is a literal argument of every kernel (`numba.literally`), so each N compiles once to code with
+    constant offsets and fully vectorized state loops, and numba's on-disk cache keys the kernels by its value (and,
+    like every cached function, by the target CPU name and features). Closures over N and the per-block functions
+    would compile the same code, but numba cannot key closures over other compiled functions stably, so every new
+    process compiled them again (about 8 s).
 
     Arrays are C-contiguous fp32: u, delta, z (B, D, L); A (D, N); B, C (B, G, L, N) time-major; D, bias (D,).
-
-    Every loop over states reads and writes one flat fp32 scratch array per work item (`w`), at compile-time
-    constant offsets plus `t·N + n`: LLVM then sees constant distances between the rows a loop touches and
-    vectorizes it without runtime alias checks. (numba passes arrays as plain pointers and leaves LLVM's SLP
-    vectorizer off, so a state loop over separate arrays is guarded by pairwise overlap checks at every step, or
-    not vectorized at all.) The time loops are bounded by TIME_BLOCK for the same reason: it proves the indices
-    non-negative, which removes numba's negative-index wraparound from the state loops.
     """
-    jit = numba.njit(cache=cache, **_OPTIONS)
-    jit_parallel = numba.njit(cache=cache, parallel=True, **_OPTIONS)
+
+    b_rows: int
+    c_rows: int
+    db_rows: int
+    dc_rows: int
+    decays: int
+    scaled_decays: int
+    states: int
+    carries: int
+    da_sums: int
+    a_row: int
+    state: int
+    size: int
+
+
+@numba.njit(inline="always")
+def _scratch(N):
+    """The `_Scratch` offsets for N states (compile-time constants where N is a literal)."""
+    rows = TIME_BLOCK * N
+    return _Scratch(
+        0,
+        rows,
+        2 * rows,
+        3 * rows,
+        4 * rows,
+        5 * rows,
+        6 * rows,
+        7 * rows + N,
+        8 * rows + 2 * N,
+        9 * rows + 3 * N,
+        9 * rows + 4 * N,
+        9 * rows + 5 * N,
+    )
+
+
+@_jit
+def load_rows(source, offset, w):
+    """Copy a block's (T, N) rows into the scratch at `offset`."""
+    flat = source.ravel()
+    for i in range(flat.shape[0]):
+        w[offset + i] = flat[i]
+
+
+@_jit
+def store_rows(w, offset, target):
+    """Copy a block's (T, N) rows from the scratch at `offset` into `target`."""
+    flat = target.ravel()
+    for i in range(flat.shape[0]):
+        flat[i] = w[offset + i]
+
+
+@_jit
+def scan_block(w, u_row, dts, D_d, out_row, N):
+    """Advance the channel's state (at `state`) over a block; out_row gets y = C·h + D·u. u_row, dts (T,)."""
+    literally(N)
+    at = _scratch(N)
+    for t in range(min(u_row.shape[0], TIME_BLOCK)):
+        dt = dts[t]
+        drive = dt * u_row[t]
+        y = f32(0.0)
+        for n in range(N):
+            h = fast_exp(dt * w[at.a_row + n]) * w[at.state + n] + drive * w[at.b_rows + t * N + n]
+            w[at.state + n] = h
+            y += h * w[at.c_rows + t * N + n]
+        out_row[t] = y + D_d * u_row[t]
+
+
+@_jit
+def recompute_block(w, u_row, dts, D_d, y, N):
+    """The block's decays and states from the state before it (row 0 of `states`); y = C·h + D·u into y (T,)."""
+    literally(N)
+    at = _scratch(N)
+    for t in range(min(u_row.shape[0], TIME_BLOCK)):
+        dt = dts[t]
+        drive = dt * u_row[t]
+        y_t = f32(0.0)
+        for n in range(N):
+            i = t * N + n
+            A_n = w[at.a_row + n]
+            a = fast_exp(dt * A_n)
+            h = a * w[at.states + i] + drive * w[at.b_rows + i]
+            w[at.decays + i] = a
+            w[at.scaled_decays + i] = a * A_n
+            w[at.states + i + N] = h
+            y_t += h * w[at.c_rows + i]
+        y[t] = y_t + D_d * u_row[t]
+
+
+@_jit
+def backward_block(w, u_row, dts, slopes, dy, D_d, du_row, N):
+    """Gradients of one channel over a block that `recompute_block` left in the scratch.
+
+    Row `span` of `carries` holds d(loss)/dh of the block's last step from later steps, row 0 receives that of the
+    step before the block; row `span` of `da_sums` holds the channel's dA so far, row 0 receives it with the block's
+    part; dB and dC accumulate. dy (T,) = d(loss)/dy is overwritten with d(loss)/d(delta); du_row (T,) is written.
+    Returns d(loss)/dD of the block."""
+    literally(N)
+    at = _scratch(N)
+    dD_d = f32(0.0)
+    span = min(u_row.shape[0], TIME_BLOCK)
+    for step in range(span):
+        t = max(span - 1 - step, 0)
+        dt, u_t, dy_t = dts[t], u_row[t], dy[t]
+        dD_d += dy_t * u_t
+        through_decay = f32(0.0)  # Σ_n d(loss)/d(Δ·A_n) · A_n = Σ_n grad_n · h_{t-1,n} · a_n · A_n
+        through_drive = f32(0.0)  # Σ_n d(loss)/dh_n · B_n
+        for n in range(N):
+            i = t * N + n  # only rows t and t + 1 of each region: constant distances
+            grad = w[at.carries + i + N] + dy_t * w[at.c_rows + i]  # d(loss)/dh_t
+            decay = w[at.decays + i]
+            w[at.carries + i] = grad * decay
+            w[at.dc_rows + i] += dy_t * w[at.states + i + N]
+            w[at.db_rows + i] += grad * dt * u_t
+            through_h = grad * w[at.states + i]
+            w[at.da_sums + i] = w[at.da_sums + i + N] + through_h * decay * dt
+            through_decay += through_h * w[at.scaled_decays + i]
+            through_drive += grad * w[at.b_rows + i]
+        du_row[t] = dy_t * D_d + dt * through_drive
+        dy[t] = (through_decay + through_drive * u_t) * slopes[t]
+    return dD_d
+
+
+def make_kernels(n_state: int) -> tuple[Any, Any]:
+    """The parallel (forward, backward) kernels for `n_state` states. They close over `n_state` alone (numba types it
+    as a literal, so the per-block functions compile with constant offsets), which numba's on-disk cache keys them
+    by; the functions they call are module globals."""
+    jit_parallel = numba.njit(cache=True, parallel=True, **_OPTIONS)
     N = n_state
-    ROWS = TIME_BLOCK * N
-    # The scratch: the block's rows of B, C, dB, dC, the decays a = exp(Δ_t·A) and a·A (T, N), the states
-    # h_{t0-1}..h_{t1-1}, the gradients carried back to each state and the running sums of dA (T + 1, N), the
-    # channel's A row and its state (N,). The backward's state loop touches rows t and t + 1 only (a row it read
-    # at every t, like A's, would cost it its vectorization).
-    B_ROWS, C_ROWS, DB_ROWS, DC_ROWS, DECAYS, SCALED_DECAYS = (i * ROWS for i in range(6))
-    STATES, CARRIES, DA_SUMS = 6 * ROWS, 7 * ROWS + N, 8 * ROWS + 2 * N
-    A_ROW, STATE = 9 * ROWS + 3 * N, 9 * ROWS + 4 * N
-    SCRATCH = 9 * ROWS + 5 * N
-
-    @jit
-    def load_rows(source, offset, w):
-        """Copy a block's (T, N) rows into the scratch at `offset`."""
-        flat = source.ravel()
-        for i in range(flat.shape[0]):
-            w[offset + i] = flat[i]
-
-    @jit
-    def store_rows(w, offset, target):
-        """Copy a block's (T, N) rows from the scratch at `offset` into `target`."""
-        flat = target.ravel()
-        for i in range(flat.shape[0]):
-            flat[i] = w[offset + i]
-
-    @jit
-    def scan_block(w, u_row, dts, D_d, out_row):
-        """Advance the channel's state (at STATE) over a block; out_row gets y = C·h + D·u. u_row, dts (T,)."""
-        for t in range(min(u_row.shape[0], TIME_BLOCK)):
-            dt = dts[t]
-            drive = dt * u_row[t]
-            y = f32(0.0)
-            for n in range(N):
-                h = fast_exp(dt * w[A_ROW + n]) * w[STATE + n] + drive * w[B_ROWS + t * N + n]
-                w[STATE + n] = h
-                y += h * w[C_ROWS + t * N + n]
-            out_row[t] = y + D_d * u_row[t]
-
-    @jit
-    def recompute_block(w, u_row, dts, D_d, y):
-        """The block's decays and states from the state before it (row 0 of STATES); y = C·h + D·u into y (T,)."""
-        for t in range(min(u_row.shape[0], TIME_BLOCK)):
-            dt = dts[t]
-            drive = dt * u_row[t]
-            y_t = f32(0.0)
-            for n in range(N):
-                at = t * N + n
-                A_n = w[A_ROW + n]
-                a = fast_exp(dt * A_n)
-                h = a * w[STATES + at] + drive * w[B_ROWS + at]
-                w[DECAYS + at] = a
-                w[SCALED_DECAYS + at] = a * A_n
-                w[STATES + at + N] = h
-                y_t += h * w[C_ROWS + at]
-            y[t] = y_t + D_d * u_row[t]
-
-    @jit
-    def backward_block(w, u_row, dts, slopes, dy, D_d, du_row):
-        """Gradients of one channel over a block that `recompute_block` left in the scratch.
-
-        Row `span` of CARRIES holds d(loss)/dh of the block's last step from later steps, row 0 receives that of
-        the step before the block; row `span` of DA_SUMS holds the channel's dA so far, row 0 receives it with the
-        block's part; dB and dC accumulate. dy (T,) = d(loss)/dy is overwritten with d(loss)/d(delta); du_row (T,)
-        is written. Returns d(loss)/dD of the block."""
-        dD_d = f32(0.0)
-        span = min(u_row.shape[0], TIME_BLOCK)
-        for step in range(span):
-            t = max(span - 1 - step, 0)
-            dt, u_t, dy_t = dts[t], u_row[t], dy[t]
-            dD_d += dy_t * u_t
-            through_decay = f32(0.0)  # Σ_n d(loss)/d(Δ·A_n) · A_n = Σ_n grad_n · h_{t-1,n} · a_n · A_n
-            through_drive = f32(0.0)  # Σ_n d(loss)/dh_n · B_n
-            for n in range(N):
-                at = t * N + n  # only rows t and t + 1 of each region: constant distances
-                grad = w[CARRIES + at + N] + dy_t * w[C_ROWS + at]  # d(loss)/dh_t
-                decay = w[DECAYS + at]
-                w[CARRIES + at] = grad * decay
-                w[DC_ROWS + at] += dy_t * w[STATES + at + N]
-                w[DB_ROWS + at] += grad * dt * u_t
-                through_h = grad * w[STATES + at]
-                w[DA_SUMS + at] = w[DA_SUMS + at + N] + through_h * decay * dt
-                through_decay += through_h * w[SCALED_DECAYS + at]
-                through_drive += grad * w[B_ROWS + at]
-            du_row[t] = dy_t * D_d + dt * through_drive
-            dy[t] = (through_decay + through_drive * u_t) * slopes[t]
-        return dD_d
+    at = _scratch.py_func(N)
 
     @jit_parallel
     def forward(u, delta, A, B, C, D, z, bias, use_softplus, has_z, slices, out, last_state):
@@ -227,20 +264,20 @@ def make_kernels(n_state: int, cache: bool = True) -> ScanKernels:
             b, g, s = item // (groups * slices), (item // slices) % groups, item % slices
             first = g * per_group + s * per_slice
             stop = min(first + per_slice, (g + 1) * per_group)
-            w = np.zeros(SCRATCH, dtype=np.float32)
+            w = np.zeros(at.size, dtype=np.float32)
             hs = np.zeros((max(stop - first, 0), N), dtype=np.float32)
             dts = np.empty(TIME_BLOCK, dtype=np.float32)
             for t0 in range(0, length, TIME_BLOCK):
                 t1 = min(t0 + TIME_BLOCK, length)
-                load_rows(B[b, g, t0:t1], B_ROWS, w)
-                load_rows(C[b, g, t0:t1], C_ROWS, w)
+                load_rows(B[b, g, t0:t1], at.b_rows, w)
+                load_rows(C[b, g, t0:t1], at.c_rows, w)
                 block_dts = dts[: t1 - t0]
                 for d in range(first, stop):
                     step_sizes(delta[b, d, t0:t1], bias[d], use_softplus, block_dts)
-                    w[A_ROW : A_ROW + N] = A[d]
-                    w[STATE : STATE + N] = hs[d - first]
-                    scan_block(w, u[b, d, t0:t1], block_dts, D[d], out[b, d, t0:t1])
-                    hs[d - first] = w[STATE : STATE + N]
+                    w[at.a_row : at.a_row + N] = A[d]
+                    w[at.state : at.state + N] = hs[d - first]
+                    scan_block(w, u[b, d, t0:t1], block_dts, D[d], out[b, d, t0:t1], N)
+                    hs[d - first] = w[at.state : at.state + N]
                     if has_z:
                         gate(z[b, d, t0:t1], out[b, d, t0:t1])
             for d in range(first, stop):
@@ -282,7 +319,7 @@ def make_kernels(n_state: int, cache: bool = True) -> ScanKernels:
             first = g * per_group + s * per_slice
             stop = min(first + per_slice, (g + 1) * per_group)
             count = max(stop - first, 0)
-            w = np.zeros(SCRATCH, dtype=np.float32)
+            w = np.zeros(at.size, dtype=np.float32)
             starts = np.zeros((count, blocks, N), dtype=np.float32)  # each channel's state before each block
             carried = np.zeros((count, N), dtype=np.float32)  # d(loss)/dh carried back to the current block
             dA_sums = np.zeros((count, N), dtype=np.float32)
@@ -294,30 +331,30 @@ def make_kernels(n_state: int, cache: bool = True) -> ScanKernels:
             y = np.empty(TIME_BLOCK, dtype=np.float32)
             for k in range(blocks - 1):
                 t0, t1 = k * TIME_BLOCK, (k + 1) * TIME_BLOCK
-                load_rows(B[b, g, t0:t1], B_ROWS, w)
+                load_rows(B[b, g, t0:t1], at.b_rows, w)
                 for d in range(first, stop):
                     step_sizes(delta[b, d, t0:t1], bias[d], use_softplus, dts)
-                    w[A_ROW : A_ROW + N] = A[d]
-                    w[STATE : STATE + N] = starts[d - first, k]
-                    scan_block(w, u[b, d, t0:t1], dts, D[d], y)
-                    starts[d - first, k + 1] = w[STATE : STATE + N]
+                    w[at.a_row : at.a_row + N] = A[d]
+                    w[at.state : at.state + N] = starts[d - first, k]
+                    scan_block(w, u[b, d, t0:t1], dts, D[d], y, N)
+                    starts[d - first, k + 1] = w[at.state : at.state + N]
             for k in range(blocks - 1, -1, -1):
                 t0 = k * TIME_BLOCK
                 t1 = min(t0 + TIME_BLOCK, length)
                 span = t1 - t0
-                load_rows(B[b, g, t0:t1], B_ROWS, w)
-                load_rows(C[b, g, t0:t1], C_ROWS, w)
-                w[DB_ROWS:DECAYS] = f32(0.0)
+                load_rows(B[b, g, t0:t1], at.b_rows, w)
+                load_rows(C[b, g, t0:t1], at.c_rows, w)
+                w[at.db_rows : at.decays] = f32(0.0)
                 block_dts, block_slopes, block_dy, block_y = dts[:span], slopes[:span], dy[:span], y[:span]
-                last_carry, last_da = CARRIES + span * N, DA_SUMS + span * N
+                last_carry, last_da = at.carries + span * N, at.da_sums + span * N
                 for d in range(first, stop):
                     i = d - first
                     u_row, dout_row = u[b, d, t0:t1], dout[b, d, t0:t1]
                     step_sizes(delta[b, d, t0:t1], bias[d], use_softplus, block_dts)
                     step_slopes(delta[b, d, t0:t1], bias[d], use_softplus, block_slopes)
-                    w[A_ROW : A_ROW + N] = A[d]
-                    w[STATES : STATES + N] = starts[i, k]
-                    recompute_block(w, u_row, block_dts, D[d], block_y)
+                    w[at.a_row : at.a_row + N] = A[d]
+                    w[at.states : at.states + N] = starts[i, k]
+                    recompute_block(w, u_row, block_dts, D[d], block_y, N)
                     if has_z:
                         z_row = z[b, d, t0:t1]
                         for t in range(span):
@@ -328,19 +365,19 @@ def make_kernels(n_state: int, cache: bool = True) -> ScanKernels:
                         block_dy[:] = dout_row
                     w[last_carry : last_carry + N] = carried[i]
                     w[last_da : last_da + N] = dA_sums[i]
-                    dD_sums[i] += backward_block(w, u_row, block_dts, block_slopes, block_dy, D[d], du[b, d, t0:t1])
-                    carried[i] = w[CARRIES : CARRIES + N]
-                    dA_sums[i] = w[DA_SUMS : DA_SUMS + N]
+                    dD_sums[i] += backward_block(w, u_row, block_dts, block_slopes, block_dy, D[d], du[b, d, t0:t1], N)
+                    carried[i] = w[at.carries : at.carries + N]
+                    dA_sums[i] = w[at.da_sums : at.da_sums + N]
                     ddelta[b, d, t0:t1] = block_dy
                     dbias_sums[i] += block_dy.sum()
-                store_rows(w, DB_ROWS, dB_parts[s, b, g, t0:t1])
-                store_rows(w, DC_ROWS, dC_parts[s, b, g, t0:t1])
+                store_rows(w, at.db_rows, dB_parts[s, b, g, t0:t1])
+                store_rows(w, at.dc_rows, dC_parts[s, b, g, t0:t1])
             for d in range(first, stop):
                 dA[b, d, :] = dA_sums[d - first]
                 dD[b, d] = dD_sums[d - first]
                 dbias[b, d] = dbias_sums[d - first]
 
-    return ScanKernels(forward, backward, scan_block, recompute_block, backward_block)
+    return forward, backward
 
 
 class BlockFacts(NamedTuple):
@@ -381,15 +418,24 @@ def block_facts(dispatcher: Any) -> BlockFacts:
 
 
 def inspect_blocks(n_state: int = 16) -> dict[str, BlockFacts]:
-    """Compile the per-block functions afresh for the current numba target and report what LLVM made of them."""
-    kernels = make_kernels(n_state, cache=False)
-    scratch = np.zeros(9 * TIME_BLOCK * n_state + 5 * n_state, f32)
+    """Compile the per-block functions afresh (uncached copies) for the current numba target and report what LLVM
+    made of them."""
+    scratch = np.zeros(_scratch.py_func(n_state).size, f32)
     steps = np.zeros(TIME_BLOCK, f32)
-    kernels.scan_block(scratch, steps, steps, f32(1.0), steps.copy())
-    kernels.recompute_block(scratch, steps, steps, f32(1.0), steps.copy())
-    kernels.backward_block(scratch, steps, steps, steps, steps.copy(), f32(1.0), steps.copy())
-    functions = ("scan_block", "recompute_block", "backward_block")
-    return {name: block_facts(getattr(kernels, name)) for name in functions}
+    calls = {
+        "scan_block": (scan_block, (scratch, steps, steps, f32(1.0), steps.copy(), n_state)),
+        "recompute_block": (recompute_block, (scratch, steps, steps, f32(1.0), steps.copy(), n_state)),
+        "backward_block": (
+            backward_block,
+            (scratch, steps, steps, steps, steps.copy(), f32(1.0), steps.copy(), n_state),
+        ),
+    }
+    facts = {}
+    for name, (function, args) in calls.items():
+        fresh = numba.njit(cache=False, **_OPTIONS)(function.py_func)
+        fresh(*args)
+        facts[name] = block_facts(fresh)
+    return facts
 
 
 def compile_target(n_state: int = 16) -> dict[str, Any]:

@@ -63,3 +63,17 @@ def test_optimization_folds_the_norms_after_convs_and_merges_local_branches() ->
     assert attentions
     assert all(m.local2 is None and isinstance(m.local1, nn.Conv2d) for m in attentions)
     assert all(m.scales_folded for m in optimized.modules() if isinstance(m, WTConv2d))
+
+
+def test_inplace_optimization_rewrites_the_model_itself() -> None:
+    torch.manual_seed(0)
+    model = create_model("cmt_unet_tiny", num_classes=3)
+    _randomize_norms(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        expected = model.eval()(x)
+        optimized = optimize_for_inference(model, inplace=True)
+        actual = model(x)
+    assert optimized is model
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 11
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())

@@ -403,3 +403,44 @@ def test_cpu_scan_state_loops_vectorize_without_avx512(cpu: str, lanes: int) -> 
     assert target["scan_fp32_lanes"] == lanes
     assert not target["scan_wide_math"]
     assert target["numba_isa"] == ("avx" if cpu == "haswell" else "sse")
+
+
+CACHED_SCAN = """
+import json, torch
+import cmt_geo.ops._scan_cpu as scan
+u, delta = torch.randn(1, 8, 70, requires_grad=True), torch.rand(1, 8, 70)
+B, C = torch.randn(1, 2, 3, 70), torch.randn(1, 2, 3, 70)
+out, _ = scan.selective_scan_cpu(u, delta, -torch.rand(8, 3), B, C, None, None, None, True)
+out.sum().backward()
+forward, backward = scan._compiled_kernels(3)
+print(json.dumps({name: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
+                  for name, f in (("forward", forward), ("backward", backward))}))
+"""
+
+
+@pytest.mark.slow
+def test_cpu_scan_kernels_load_from_numbas_disk_cache_in_a_new_process() -> None:
+    """The second process loads the compiled kernels instead of compiling them again (seconds for every command)."""
+    runs = [subprocess.run([sys.executable, "-c", CACHED_SCAN], capture_output=True, text=True) for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
+    assert json.loads(runs[1].stdout) == {"forward": [1, 0], "backward": [1, 0]}
+
+
+KEPT_THREADS = """
+import torch
+torch.set_num_threads(1)
+import numba
+import cmt_geo.ops._scan_cpu as scan
+u, delta = torch.randn(1, 8, 70, requires_grad=True), torch.rand(1, 8, 70)
+out, _ = scan.selective_scan_cpu(u, delta, -torch.rand(8, 3), torch.randn(1, 2, 3, 70), torch.randn(1, 2, 3, 70),
+                                 None, None, None, True)
+out.sum().backward()
+print(torch.get_num_threads(), numba.get_num_threads())
+"""
+
+
+def test_cpu_scan_keeps_torchs_thread_count_when_numbas_pool_starts() -> None:
+    """numba's OpenMP layer resets the OpenMP thread count when it starts; torch's must stay what the user set."""
+    child = subprocess.run([sys.executable, "-c", KEPT_THREADS], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.split() == ["1", "1"]

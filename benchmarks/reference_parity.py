@@ -5,7 +5,10 @@ converts its state dict with `cmt_geo.models.convert_reference_state_dict` into 
 models' logits on the same random batch in eval mode. Prints one JSON object:
   {"reference_trainable_params", "reference_all_params", "ours_params", "max_abs_diff", "relative_diff",
    "argmax_agreement", "size", "batch", "scan_backend"}
-relative_diff = max|ours - reference| / max|reference|.
+relative_diff = max|ours - reference| / max|reference|. With --time N, a second object times one image forward
+(median of N) of the reference as it runs on a CPU (its scan as mamba-ssm's pure-torch `selective_scan_ref`, i.e.
+--scan-backend ref) and of cmt-geo's `optimize_for_inference` model with its fastest scan here, same weights:
+  {"threads", "torch_cpu_capability", "reference_ms", "ours_ms", "speedup"}
 
 The reference's modules import packages a CPU machine lacks or that it does not use; this script stands in for
 them without touching the checkout: mamba-ssm's `selective_scan_fn` (its CUDA kernel) becomes cmt-geo's
@@ -15,6 +18,7 @@ cmt-geo's `EfficientChannelAttention` under the reference's name. It needs einop
 
     $ git clone https://github.com/XUE-YYC/CMT-UNet /tmp/CMT-UNet
     $ .venv/bin/python benchmarks/reference_parity.py --reference-dir /tmp/CMT-UNet [--size 256] [--batch 2]
+    $ .venv/bin/python benchmarks/reference_parity.py --reference-dir /tmp/CMT-UNet --scan-backend ref --time 3
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import argparse
 import importlib
 import importlib.util
 import json
+import statistics
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
@@ -32,7 +38,7 @@ from typing import Any, cast
 import torch
 
 from cmt_geo.layers.attention import EfficientChannelAttention
-from cmt_geo.models import create_model
+from cmt_geo.models import create_model, optimize_for_inference
 from cmt_geo.models.reference import convert_reference_state_dict, reference_config
 from cmt_geo.ops.selective_scan import selective_scan, selective_scan_ref
 
@@ -87,8 +93,30 @@ def build_reference(reference_dir: Path, num_classes: int, scan_backend: str) ->
     return model
 
 
-def compare(reference_dir: Path, size: int, batch: int, num_classes: int, scan_backend: str) -> dict[str, Any]:
-    """Build, convert and compare; the numbers of the module docstring."""
+def _median_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Median eval forward time of `x`, in ms, after one warm-up."""
+    times = []
+    with torch.inference_mode():
+        model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 1)
+
+
+def compare(
+    reference_dir: Path,
+    size: int,
+    batch: int,
+    num_classes: int,
+    scan_backend: str,
+    repeats: int = 0,
+    timing: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build, convert and compare; the numbers of the module docstring (the timings into `timing` when
+    `repeats`)."""
+    timing = {} if timing is None else timing
     torch.manual_seed(0)
     reference = build_reference(reference_dir, num_classes, scan_backend).eval()
     with torch.no_grad():  # random BatchNorm statistics, so that eval mode exercises them
@@ -106,6 +134,12 @@ def compare(reference_dir: Path, size: int, batch: int, num_classes: int, scan_b
         expected = reference(x)
         actual = model(x)
     difference = (actual - expected).abs().max().item()
+    if repeats:
+        fast = create_model("cmt_unet_base", classes, bands, backbone=config.backbone)
+        fast.load_state_dict(model.state_dict(), strict=True)
+        timing["reference_ms"] = _median_ms(reference, x[:1], repeats)
+        timing["ours_ms"] = _median_ms(optimize_for_inference(fast, inplace=True), x[:1], repeats)
+        timing["speedup"] = round(timing["reference_ms"] / timing["ours_ms"], 2)
     return {
         "reference_trainable_params": sum(p.numel() for p in reference.parameters() if p.requires_grad),
         "reference_all_params": sum(p.numel() for p in reference.parameters()),
@@ -126,8 +160,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=6)
     parser.add_argument("--scan-backend", default="auto", help="selective-scan backend of both models")
+    parser.add_argument("--time", type=int, default=0, metavar="N", help="also time one image forward, median of N")
     args = parser.parse_args()
-    print(json.dumps(compare(args.reference_dir, args.size, args.batch, args.num_classes, args.scan_backend)))
+    timing: dict[str, Any] = {}
+    parity = compare(args.reference_dir, args.size, args.batch, args.num_classes, args.scan_backend, args.time, timing)
+    print(json.dumps(parity))
+    if timing:
+        target = {"threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        print(json.dumps({**target, **timing}))
 
 
 if __name__ == "__main__":

@@ -25,11 +25,13 @@ def standardize(raw, scale, shift, valid, out):
     the reader thread beside the parallel kernels."""
     bands, rows, cols = raw.shape
     masked = valid.size > 0
+    flat = out.reshape(rows, cols * bands)
     for i in range(rows):
+        target = flat[i]
         for c in range(bands):
-            band, target = raw[c, i], out[i, :, c]
+            band, s, h = raw[c, i], scale[c], shift[c]
             for j in range(cols):
-                target[j] = np.float32(band[j]) * scale[c] + shift[c]
+                target[j * bands + c] = np.float32(band[j]) * s + h
         if masked:
             for j in range(cols):
                 if not valid[i, j]:
@@ -37,33 +39,38 @@ def standardize(raw, scale, shift, valid, out):
 
 
 @_jit_parallel
-def accumulate(sums, weight, logits, tile_weight, row, col):
+def accumulate(sums, weight, logits, tile_weight, row, col, chunks):
     """For the (K, h, w) class logits of the window at raster row `row`, column `col` (any strides: NCHW or
     channels-last): add softmax(logits[:, i, j]) * tile_weight[i, j] to the class sums and tile_weight[i, j] to the
-    weight of the pixel."""
+    weight of the pixel. The rows go to threads in `chunks` contiguous parts, each with its scratch allocated once."""
     classes, rows, cols = logits.shape
     ring = sums.shape[1]
-    for i in numba.prange(rows):
-        exps = np.ascontiguousarray(logits[:, i, :])  # (K, w), transposed here when channels-last
-        top = exps[0].copy()
-        for k in range(1, classes):
+    chunks = min(rows, chunks)
+    for chunk in numba.prange(chunks):
+        exps = np.empty((classes, cols), dtype=np.float32)
+        top = np.empty(cols, dtype=np.float32)
+        scale = np.empty(cols, dtype=np.float32)
+        for i in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
+            exps[:] = logits[:, i, :]  # (K, w), transposed here when channels-last
+            top[:] = exps[0]
+            for k in range(1, classes):
+                for j in range(cols):
+                    top[j] = max(top[j], exps[k, j])
+            scale[:] = 0
+            for k in range(classes):
+                for j in range(cols):
+                    exps[k, j] = fast_exp(exps[k, j] - top[j])
+                    scale[j] += exps[k, j]
+            w = tile_weight[i]
+            at = (row + i) % ring
+            target = weight[at]
             for j in range(cols):
-                top[j] = max(top[j], exps[k, j])
-        scale = np.zeros(cols, dtype=np.float32)
-        for k in range(classes):
-            for j in range(cols):
-                exps[k, j] = fast_exp(exps[k, j] - top[j])
-                scale[j] += exps[k, j]
-        w = tile_weight[i]
-        at = (row + i) % ring
-        target = weight[at]
-        for j in range(cols):
-            scale[j] = w[j] / scale[j]
-            target[col + j] += w[j]
-        for k in range(classes):
-            out = sums[k, at]
-            for j in range(cols):
-                out[col + j] += exps[k, j] * scale[j]
+                scale[j] = w[j] / scale[j]
+                target[col + j] += w[j]
+            for k in range(classes):
+                out = sums[k, at]
+                for j in range(cols):
+                    out[col + j] += exps[k, j] * scale[j]
 
 
 @_jit_parallel

@@ -75,11 +75,14 @@ class RowBlender:
         top: int = 0,
         probabilities: bool = False,
     ) -> None:
+        import numba
+
         from cmt_geo.inference import _kernels
         from cmt_geo.ops._numba import use_torch_threads
 
         use_torch_threads()
         self._kernels = _kernels
+        self._chunks = 4 * numba.get_num_threads()  # of a window's rows: a few per thread, taken as they finish
         self.height, self.width = height, width
         self.rows = tile[0]
         self.weights = hann_weights(*tile)
@@ -98,7 +101,8 @@ class RowBlender:
         weight = self.weights[:rows, :cols]
         if valid is not None:
             weight = weight * valid
-        self._kernels.accumulate(self.sums, self.weight, logits.astype(np.float32, copy=False), weight, row, col)
+        scores = logits.astype(np.float32, copy=False)
+        self._kernels.accumulate(self.sums, self.weight, scores, weight, row, col, self._chunks)
 
     def finish_until(self, row: int) -> Iterator[FinishedRows]:
         """Hand out rows [top, row) and make `row` the top."""

@@ -22,7 +22,7 @@ from cmt_geo.data.base import SampleTransform, SplitOptions, TiledSegmentationDa
 from cmt_geo.data.labels import IGNORE_INDEX, RGB, LabelCoding, nodata_class_warning
 from cmt_geo.data.tiles import CheckOptions, CheckPlan, LayoutPaths, Problem, TileFiles, missing_labels
 from cmt_geo.errors import CmtGeoError, ConfigError, DatasetNotFoundError, InvalidLabelError, InvalidRasterError
-from cmt_geo.io.raster import read_header
+from cmt_geo.io.raster import open_raster, read_header
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ class RasterSegmentation(TiledSegmentationDataset):
             coding, warnings = label_coding(self.classes, nodata_of, label_nodata, unknown_labels)
             for warning in warnings:
                 logger.warning("%s", warning)
-        band_names = tuple(f"band{b}" for b in tiles[0].image_bands)
+        band_names = _band_names(tiles[0].files.image, tiles[0].image_bands)
         super().__init__(
             tiles, coding, band_names, crs=dataset_crs, res=dataset_res, transforms=transforms, compact=compact
         )
@@ -373,3 +373,14 @@ class RasterSegmentation(TiledSegmentationDataset):
         transform = self.tiles[tile].transform @ Affine.translation(window.col_off, window.row_off)
         fill = IGNORE_INDEX if self.background is None else self.background
         return self.vector_labels.rasterize(transform, int(window.height), int(window.width), fill)
+
+
+def _band_names(image: Path, bands: Sequence[int]) -> tuple[str, ...]:
+    """Names of the image bands a model trained on the dataset takes (checkpoints keep them, and `cmtgeo predict`
+    matches an input's bands by them): the raster's band descriptions where the chosen bands have distinct ones,
+    else band1, band2, ... by band number."""
+    with open_raster(image) as src:
+        described = [(src.descriptions[band - 1] or "").strip() for band in bands]
+    if all(described) and len({name.lower() for name in described}) == len(described):
+        return tuple(described)
+    return tuple(f"band{band}" for band in bands)

@@ -254,3 +254,17 @@ def test_check_reads_vector_labels_and_reports_a_missing_label_folder_once(
     assert "not among ['water', 'field']" in wrong.problems[0].message
     no_folder = check_dataset("raster", root / "images", CheckOptions(labels=tmp_path / "labels"))
     assert [(p.kind, p.path.name) for p in no_folder.problems] == [("missing", "labels")]
+
+
+def test_band_names_come_from_the_rasters_band_descriptions(pristine: Callable[[str], Path], tmp_path: Path) -> None:
+    root = pristine("raster")
+    plain = RasterSegmentation(root / "images/a.tif", root / "polygons.gpkg", classes=RASTER.CLASSES)
+    described = tmp_path / "described.tif"
+    with rasterio.open(root / "images/a.tif") as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(described, "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = ("Red", "Green", "NIR")[: data.shape[0]]
+    named = RasterSegmentation(described, root / "polygons.gpkg", classes=RASTER.CLASSES, bands=(3, 1))
+    assert plain.band_names == tuple(f"band{b}" for b in range(1, data.shape[0] + 1))
+    assert named.band_names == ("NIR", "Red")

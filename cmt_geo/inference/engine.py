@@ -383,7 +383,8 @@ def predict_raster(
     if world > 1:
         torch.distributed.barrier()  # every rank returns once the outputs exist
     written = {kind: Path(path) for kind, path in chosen.items()}
-    logger.info("wrote %s", ", ".join(str(path) for path in written.values()))
+    # debug: the CLI says what it wrote, and `predict_array` writes temporaries a user need not see
+    logger.debug("wrote %s", ", ".join(str(path) for path in written.values()))
     return PredictOutputs(**written)
 
 

@@ -42,9 +42,11 @@ def standardize(raw, scale, shift, valid, out):
 def accumulate(sums, weight, logits, tile_weight, row, col, chunks):
     """For the (K, h, w) class logits of the window at raster row `row`, column `col` (any strides: NCHW or
     channels-last): add softmax(logits[:, i, j]) * tile_weight[i, j] to the class sums and tile_weight[i, j] to the
-    weight of the pixel. The rows go to threads in `chunks` contiguous parts, each with its scratch allocated once."""
+    weight of the pixel (when `weight` is not empty). The rows go to threads in `chunks` contiguous parts, each with
+    its scratch allocated once."""
     classes, rows, cols = logits.shape
     ring = sums.shape[1]
+    weighed = weight.size > 0
     chunks = min(rows, chunks)
     for chunk in numba.prange(chunks):
         exps = np.empty((classes, cols), dtype=np.float32)
@@ -63,10 +65,12 @@ def accumulate(sums, weight, logits, tile_weight, row, col, chunks):
                     scale[j] += exps[k, j]
             w = tile_weight[i]
             at = (row + i) % ring
-            target = weight[at]
             for j in range(cols):
                 scale[j] = w[j] / scale[j]
-                target[col + j] += w[j]
+            if weighed:
+                target = weight[at]
+                for j in range(cols):
+                    target[col + j] += w[j]
             for k in range(classes):
                 out = sums[k, at]
                 for j in range(cols):
@@ -75,8 +79,9 @@ def accumulate(sums, weight, logits, tile_weight, row, col, chunks):
 
 @_jit_parallel
 def classify(sums, weight, top, nodata, classes):
-    """classes[i, j] = argmax_k of the sums of raster row top + i (the first on ties) where its weight is above 0,
-    else `nodata`; those buffer rows are then cleared for reuse."""
+    """classes[i, j] = argmax_k of the sums of raster row top + i (the first on ties) where a window covered the
+    pixel (its top sum is above 0: every window adds a positive weight times probabilities summing to 1), else
+    `nodata`; those buffer rows (and the weight's, when it is kept) are then cleared for reuse."""
     kinds, ring, width = sums.shape
     for i in numba.prange(classes.shape[0]):
         at = (top + i) % ring
@@ -88,12 +93,12 @@ def classify(sums, weight, top, nodata, classes):
                 if candidate[j] > best_sum[j]:
                     best_sum[j] = candidate[j]
                     best[j] = k
-        w = weight[at]
         out = classes[i]
         for j in range(width):
-            out[j] = best[j] if w[j] > 0 else nodata
+            out[j] = best[j] if best_sum[j] > 0 else nodata
         sums[:, at] = 0
-        weight[at] = 0
+        if weight.size > 0:
+            weight[at] = 0
 
 
 @numba.njit(inline="always")

@@ -89,7 +89,9 @@ class RowBlender:
         self.keep_probabilities = probabilities
         self.top = top
         self.sums = np.zeros((classes, self.rows, width), dtype=np.float32)
-        self.weight = np.zeros((self.rows, width), dtype=np.float32)
+        # the weight each pixel got, to turn sums into probabilities; the classes need none (argmax of the sums,
+        # covered where the top sum is above 0), so without probabilities it is not kept: less memory traffic
+        self.weight = np.zeros((self.rows, width) if probabilities else (0, 0), dtype=np.float32)
 
     def add(self, window: Window, logits: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_] | None = None) -> None:
         """Add one window's (K, rows, cols) class logits (their softmax over K is the probability), counting only
@@ -111,13 +113,12 @@ class RowBlender:
         count = min(row, self.height) - self.top
         if count > self.rows:
             raise ValueError(f"rows {self.top}..{row} span more than the {self.rows} rows being blended")
-        ring = (np.arange(self.top, self.top + count)) % self.rows
-        weight = self.weight[ring]
-        covered = weight > 0
         probabilities = None
         if self.keep_probabilities:
-            probabilities = (self.sums[:, ring] / np.where(covered, weight, 1)).astype(np.float32, copy=False)
+            ring = (np.arange(self.top, self.top + count)) % self.rows
+            weight = self.weight[ring]
+            probabilities = (self.sums[:, ring] / np.where(weight > 0, weight, 1)).astype(np.float32, copy=False)
         classes = np.empty((count, self.width), dtype=np.uint8)
         self._kernels.classify(self.sums, self.weight, self.top, IGNORE_INDEX, classes)
-        yield FinishedRows(self.top, self.top + count, classes, covered, probabilities)
+        yield FinishedRows(self.top, self.top + count, classes, classes != IGNORE_INDEX, probabilities)
         self.top += count

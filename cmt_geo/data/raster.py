@@ -377,10 +377,12 @@ class RasterSegmentation(TiledSegmentationDataset):
 
 def _band_names(image: Path, bands: Sequence[int]) -> tuple[str, ...]:
     """Names of the image bands a model trained on the dataset takes (checkpoints keep them, and `cmtgeo predict`
-    matches an input's bands by them): the raster's band descriptions where the chosen bands have distinct ones,
-    else band1, band2, ... by band number."""
+    matches an input's bands by them, ignoring case): the raster's band descriptions where each chosen band's is
+    unique among all of them, else band1, band2, ... by band number."""
     with open_raster(image) as src:
-        described = [(src.descriptions[band - 1] or "").strip() for band in bands]
-    if all(described) and len({name.lower() for name in described}) == len(described):
-        return tuple(described)
+        descriptions = [(description or "").strip() for description in src.descriptions]
+    named = [descriptions[band - 1] for band in bands]
+    folded = [description.lower() for description in descriptions]
+    if all(name and folded.count(name.lower()) == 1 for name in named):
+        return tuple(named)
     return tuple(f"band{band}" for band in bands)

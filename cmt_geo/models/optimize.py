@@ -20,7 +20,7 @@ from cmt_geo.models.segmentation import SegmentationModel
 
 
 def optimize_for_inference(model: SegmentationModel, *, inplace: bool = False) -> SegmentationModel:
-    """A copy of `model` rewritten for fast eval-mode forward passes; `model` itself is left as it was.
+    """`model` rewritten for fast eval-mode forward passes: a copy (`model` left as it was), or `model` itself.
 
     It computes the plain model's eval-mode forward (equal within float rounding, about 1e-6 relative):
     every BatchNorm2d that follows a conv (ResNet, ConvBN / ConvBNReLU, depthwise-separable projections, the

@@ -31,8 +31,8 @@ def numba_available() -> bool:
 
 
 _KERNEL_LOCK = threading.Lock()
-"""Serializes kernel runs: numba's workqueue threading layer (used where TBB is missing) aborts the process when two
-Python threads run parallel kernels at once; each run already uses every core it is given."""
+"""Serializes kernel runs: numba's workqueue threading layer (where OpenMP and TBB are missing, or forced) aborts the
+process when two Python threads run parallel kernels at once; each run already uses every core it is given."""
 
 _ITEMS_PER_THREAD = 4
 """Forward work items per thread: threads take items as they finish (dynamic scheduling), so a core busy with other

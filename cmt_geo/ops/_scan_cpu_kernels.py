@@ -115,11 +115,12 @@ class _Scratch(NamedTuple):
     TIME_BLOCK for the same reason: it proves the indices non-negative, which removes numba's negative-index
     wraparound from the state loops.
 
-    N (d_state) is a literal argument of every kernel (`numba.literally`), so each N compiles once to code with
-    constant offsets and fully vectorized state loops, and numba's on-disk cache keys the kernels by its value (and,
-    like every cached function, by the target CPU name and features). Closures over N and the per-block functions
-    would compile the same code, but numba cannot key closures over other compiled functions stably, so every new
-    process compiled them again (about 8 s).
+    N (d_state) is a literal argument of the per-block functions (`numba.literally`) and a constant of the parallel
+    kernels (`make_kernels` closes over N and these offsets only), so each N compiles once to code with constant
+    offsets and fully vectorized state loops, and numba's on-disk cache keys the kernels by its value (and, like
+    every cached function, by the target CPU name and features). Closures over the per-block functions would
+    compile the same code, but numba cannot key closures over other compiled functions stably, so every new process
+    compiled them again (about 8 s).
 
     Arrays are C-contiguous fp32: u, delta, z (B, D, L); A (D, N); B, C (B, G, L, N) time-major; D, bias (D,).
     """
@@ -246,9 +247,9 @@ def backward_block(w, u_row, dts, slopes, dy, D_d, du_row, N):
 
 
 def make_kernels(n_state: int) -> tuple[Any, Any]:
-    """The parallel (forward, backward) kernels for `n_state` states. They close over `n_state` alone (numba types it
-    as a literal, so the per-block functions compile with constant offsets), which numba's on-disk cache keys them
-    by; the functions they call are module globals."""
+    """The parallel (forward, backward) kernels for `n_state` states. They close over `n_state` and its `_Scratch`
+    offsets only (numba types the int as a literal, so the per-block functions compile with constant offsets), which
+    numba's on-disk cache keys them by; the functions they call are module globals."""
     jit_parallel = numba.njit(cache=True, parallel=True, **_OPTIONS)
     N = n_state
     at = _scratch.py_func(N)

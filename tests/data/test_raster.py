@@ -268,3 +268,7 @@ def test_band_names_come_from_the_rasters_band_descriptions(pristine: Callable[[
     named = RasterSegmentation(described, root / "polygons.gpkg", classes=RASTER.CLASSES, bands=(3, 1))
     assert plain.band_names == tuple(f"band{b}" for b in range(1, data.shape[0] + 1))
     assert named.band_names == ("NIR", "Red")
+    with rasterio.open(described, "r+") as dst:
+        dst.descriptions = ("Red", "Green", "red")  # ambiguous for a case-blind match: numbers instead
+    ambiguous = RasterSegmentation(described, root / "polygons.gpkg", classes=RASTER.CLASSES, bands=(3, 2))
+    assert ambiguous.band_names == ("band3", "band2")

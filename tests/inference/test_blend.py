@@ -92,3 +92,34 @@ def test_windows_outside_the_buffered_rows_are_refused() -> None:
         blender.add(Window(24, 16, 16, 16), np.zeros((2, 16, 16), np.float32))
     with pytest.raises(ValueError, match="span more than"):
         list(blender.finish_until(48))
+
+
+def test_class_only_blending_gives_the_classes_and_coverage_of_the_probabilities_path() -> None:
+    """Without probabilities the per-pixel weight is not kept: coverage comes from the sums themselves."""
+    rng = np.random.default_rng(1)
+    height, width, tile = 37, 29, (16, 16)
+    windows = list(grid_windows(height, width, tile, (12, 12)))
+    inputs = []
+    for index, _ in enumerate(windows):
+        valid = rng.random(tile) > 0.3 if index % 3 else np.zeros(tile, bool)  # some windows without any data
+        inputs.append((rng.normal(size=(4, *tile)).astype(np.float32) * 3, valid))
+    results = []
+    for keep in (True, False):
+        blender = RowBlender(4, height, width, tile, probabilities=keep)
+        classes, covered = np.zeros((height, width), np.uint8), np.zeros((height, width), bool)
+        for window, (logits, valid) in zip(windows, inputs, strict=True):
+            for rows in blender.finish_until(int(window.row_off)):
+                classes[rows.top : rows.bottom], covered[rows.top : rows.bottom] = rows.classes, rows.covered
+            blender.add(window, logits, valid)
+        for rows in blender.finish_until(height):
+            classes[rows.top : rows.bottom], covered[rows.top : rows.bottom] = rows.classes, rows.covered
+        results.append((classes, covered))
+    (with_probabilities, covered), (class_only, covered_only) = results
+    expected = np.zeros((height, width), bool)  # where some window had valid data
+    for window, (_, valid) in zip(windows, inputs, strict=True):
+        expected[window.toslices()] |= valid[: int(window.height), : int(window.width)]
+    assert 0 < expected.mean() < 1
+    assert np.array_equal(covered, expected)
+    assert np.array_equal(covered_only, expected)
+    assert np.array_equal(with_probabilities, class_only)
+    assert (class_only[~covered] == IGNORE_INDEX).all()

@@ -1,4 +1,5 @@
-"""Inference-optimized copies of segmentation models: batch norms folded into convs, wavelet scales pre-applied.
+"""Segmentation models rewritten for inference (a copy, or in place): batch norms folded into convs, wavelet scales
+pre-applied.
 
 >>> from cmt_geo.models import create_model, optimize_for_inference
 >>> fast = optimize_for_inference(create_model("cmt_unet_tiny", num_classes=6))

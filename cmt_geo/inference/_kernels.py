@@ -53,7 +53,10 @@ def accumulate(sums, weight, logits, tile_weight, row, col, chunks):
         top = np.empty(cols, dtype=np.float32)
         scale = np.empty(cols, dtype=np.float32)
         for i in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
-            exps[:] = logits[:, i, :]  # (K, w), transposed here when channels-last
+            for k in range(classes):  # (K, w), transposed here when channels-last; faster than a slice copy
+                source, scratch = logits[k, i], exps[k]
+                for j in range(cols):
+                    scratch[j] = source[j]
             top[:] = exps[0]
             for k in range(1, classes):
                 for j in range(cols):
@@ -67,14 +70,15 @@ def accumulate(sums, weight, logits, tile_weight, row, col, chunks):
             at = (row + i) % ring
             for j in range(cols):
                 scale[j] = w[j] / scale[j]
+            # sliced to the window's columns: indexing at col + j would keep the loops from vectorizing
             if weighed:
-                target = weight[at]
+                pixel_weight = weight[at, col : col + cols]
                 for j in range(cols):
-                    target[col + j] += w[j]
+                    pixel_weight[j] += w[j]
             for k in range(classes):
-                out = sums[k, at]
+                out, probability = sums[k, at, col : col + cols], exps[k]
                 for j in range(cols):
-                    out[col + j] += exps[k, j] * scale[j]
+                    out[j] += probability[j] * scale[j]
 
 
 @_jit_parallel

@@ -36,6 +36,7 @@ from torch import nn
 from cmt_geo.card import IGNORE_INDEX, ModelCard
 from cmt_geo.errors import CmtGeoError, ConfigError
 from cmt_geo.inference.blend import FinishedRows, RowBlender
+from cmt_geo.inference.heap import kept_heap
 from cmt_geo.inference.model import TilePredictor, resolve_device
 from cmt_geo.inference.options import PredictOptions
 from cmt_geo.inference.overview import ModeOverview, overview_factors, overview_path, remove_overviews
@@ -158,20 +159,25 @@ def _read_batches(
     windows: list[Window],
     options: PredictOptions,
     predictor: TilePredictor,
+    buffers: int,
 ) -> Iterator[_Batch]:
     """Batches of up to `options.batch_size` windows of one grid row, in grid order, with their validity masks
     (pixels that are not no-data, else not masked by the raster); windows without a valid pixel are left out, and
-    a grid row of only those gives an empty batch."""
+    a grid row of only those gives an empty batch. The batches' images take turns in `buffers` arrays allocated
+    once (a fresh array per batch costs page faults), so a batch's images are overwritten `buffers` batches later."""
     nodata = src.nodata if options.nodata is None else options.nodata
     masked = any(MaskFlags.all_valid not in src.mask_flag_enums[band - 1] for band in bands)
     shape = (options.batch_size, int(windows[0].height), int(windows[0].width), len(bands)) if windows else (0,)
+    images = np.empty((buffers, *shape), np.float32)
     batch: _Batch | None = None
+    made = 0
     for window in windows:
         if batch is not None and (int(window.row_off) != batch.row or len(batch.windows) == options.batch_size):
             yield batch
             batch = None
         if batch is None:
-            batch = _Batch(int(window.row_off), 0, [], np.empty(shape, np.float32), [])
+            batch = _Batch(int(window.row_off), 0, [], images[made % buffers], [])
+            made += 1
         batch.seen += 1
         raw = read_window(src, bands, window, src.name)
         valid: npt.NDArray[np.bool_] | None = None
@@ -337,6 +343,7 @@ def predict_raster(
     destinations = {"classes": output, "confidence": confidence, "probabilities": probabilities}
     chosen = {kind: Path(path) for kind, path in destinations.items() if path is not None}
     with open_raster(Path(source)) as src, contextlib.ExitStack() as stack:
+        stack.enter_context(kept_heap())
         staging = _shared_staging(stack, chosen, overwrite, rank, world)
         net, card = load_model(model)
         bands = input_bands(src, card.band_names, options.bands)
@@ -486,7 +493,9 @@ def _predict_rows(
                 outputs.write(kept)
 
     done = 0
-    batches = _read_ahead(_read_batches(src, bands, windows, options, predictor), depth=2)
+    # a batch is in use until the next is taken: then up to `depth` wait in the queue and the reader fills one more
+    depth = 2
+    batches = _read_ahead(_read_batches(src, bands, windows, options, predictor, buffers=depth + 2), depth=depth)
     with contextlib.closing(batches):  # stop and join the reader before the raster closes, also on an error
         for batch in batches:
             if batch.row > blender.top:

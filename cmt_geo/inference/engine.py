@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 ModelSource = str | os.PathLike[str] | tuple[nn.Module, ModelCard]
 #: Relative difference of input and training pixel sizes above which `predict_raster` warns.
 GSD_TOLERANCE = 0.25
+#: Block side of the striped outputs written while predicting.
+_OUTPUT_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,8 @@ class _StripedOutputs:
             "dtype": "uint8",
             "nodata": IGNORE_INDEX,
             "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
+            "blockxsize": _OUTPUT_BLOCK,
+            "blockysize": _OUTPUT_BLOCK,
             "compress": "zstd",  # fast: the COG copy compresses for good
             "zstd_level": 1,
             "BIGTIFF": "IF_SAFER",
@@ -282,11 +284,15 @@ class _StripedOutputs:
 
 
 def _block_cache_bytes(src: DatasetReader, bands: list[int], tile: int, output_bands: int) -> int:
-    """A GDAL block cache for reading and writing twice the rows in flight (a tile and a block row), at least
-    64 MiB. GDAL's default, 5 % of RAM, would keep every written block until it is full, so memory would grow with
-    the raster's height."""
-    pixel_bytes = sum(np.dtype(src.dtypes[band - 1]).itemsize for band in bands) + output_bands
-    return max(64 << 20, 2 * (tile + 512) * src.width * pixel_bytes)
+    """A GDAL block cache for the rows in flight, a quarter more for GDAL's bookkeeping, at least 64 MiB: the input
+    blocks one grid row of windows reads (a tile's rows and a block row more, so the rows shared with the next grid
+    row are not read again), and two block rows of every output and of the class overviews (each block row is
+    finished over two grid rows). GDAL's default, 5 % of RAM, would keep every written block until it is full, so
+    memory would grow with the raster's height."""
+    input_bytes = sum(np.dtype(src.dtypes[band - 1]).itemsize for band in bands)
+    reading = (tile + src.block_shapes[bands[0] - 1][0]) * input_bytes
+    writing = 2 * _OUTPUT_BLOCK * (output_bands + 1)
+    return max(64 << 20, int(1.25 * (reading + writing) * src.width))
 
 
 def _to_cog(striped: Path, destination: Path, resampling: str) -> None:

@@ -3,8 +3,9 @@
 Prediction allocates and frees the same large buffers (model outputs, GDAL blocks) every batch. glibc hands large
 blocks back to the system as soon as the free space at the top of its heap passes a threshold (64 MiB at most), so
 the next batch maps them again and the kernel zeroes every page: predicting a 16384x16384 raster took 1.1 million
-page faults and 3.6 of its 25 CPU seconds in the kernel (69,000 and 0.7 s with `kept_heap`). The fix PyTorch's CPU tuning guide gives is a caching allocator (jemalloc,
-tcmalloc); `kept_heap` gets the same from glibc itself with `mallopt`, for the duration of a prediction only.
+page faults and 3.6 of its 25 CPU seconds in the kernel (69,000 and 0.7 s with `kept_heap`). PyTorch's CPU tuning
+guide suggests a caching allocator (jemalloc, tcmalloc); `kept_heap` gets the same from glibc itself with `mallopt`,
+for the duration of a prediction only.
 """
 
 from __future__ import annotations

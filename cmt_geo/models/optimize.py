@@ -1,5 +1,5 @@
 """Segmentation models rewritten for inference (a copy, or in place): batch norms folded into convs, wavelet scales
-pre-applied.
+pre-applied, large convs run as matrix products on small CPU inputs.
 
 >>> from cmt_geo.models import create_model, optimize_for_inference
 >>> fast = optimize_for_inference(create_model("cmt_unet_tiny", num_classes=6))
@@ -14,7 +14,11 @@ import copy
 import torch
 from torch import nn
 
-from cmt_geo.layers.fusion import fold_named_batch_norms_, fold_sequential_batch_norms_
+from cmt_geo.layers.fusion import (
+    fold_named_batch_norms_,
+    fold_sequential_batch_norms_,
+    use_matrix_products_for_large_convs_,
+)
 from cmt_geo.layers.wavelet import WTConv2d
 from cmt_geo.models.encoders import ResNetEncoder
 from cmt_geo.models.segmentation import SegmentationModel
@@ -27,7 +31,8 @@ def optimize_for_inference(model: SegmentationModel, *, inplace: bool = False) -
     every BatchNorm2d that follows a conv (ResNet, ConvBN / ConvBNReLU, depthwise-separable projections, the
     WTConv2d + BN of CMT-UNet's ConvBNReLU) is folded into it; the BatchNorm2d before each attention block's MLP is
     folded into its first 1x1 conv; each global-local attention's 3x3 and 1x1 local ConvBNs become one 3x3 conv;
-    WTConv2d scales are multiplied into the kernels once; window attention gathers its position bias once.
+    WTConv2d scales are multiplied into the kernels once; window attention gathers its position bias once; convs
+    with millions of weights run as matrix products where their CPU input is small (`LargeConv2d`).
     It is in eval mode with gradients off: it is for inference only (its weights no longer match a checkpoint's
     names, so save and fine-tune the original).
 
@@ -54,4 +59,6 @@ def optimize_for_inference(model: SegmentationModel, *, inplace: bool = False) -
         elif callable(fuse := getattr(module, "fuse_for_inference_", None)):
             fuse()
     optimized.requires_grad_(False)
-    return optimized.to(memory_format=torch.channels_last)
+    optimized = optimized.to(memory_format=torch.channels_last)
+    use_matrix_products_for_large_convs_(optimized)
+    return optimized

@@ -1,4 +1,5 @@
-"""Inference-time layer rewrites: batch norms folded into convs, parallel convs merged, all exact in eval mode."""
+"""Inference-time layer rewrites: batch norms folded into convs, parallel convs merged, large convs as matrix
+products, all exact in eval mode."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from cmt_geo.layers.attention import GlobalLocalAttention
 from cmt_geo.layers.blocks import AttentionBlock
 from cmt_geo.layers.conv import ConvBNReLU, SeparableConvBN
 from cmt_geo.layers.fusion import (
+    SMALL_CONV_OUTPUT,
+    LargeConv2d,
     fold_batch_norm,
     fold_input_affine,
     fold_named_batch_norms_,
     fold_sequential_batch_norms_,
     merge_parallel_convs,
+    use_matrix_products_for_large_convs_,
 )
 
 
@@ -105,3 +109,37 @@ def test_attention_block_and_global_local_attention_fuse_in_place() -> None:
     assert isinstance(block.norm2, nn.Identity)
     assert attention.local2 is None
     torch.testing.assert_close(block(x, context), expected)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(1, 1, 0), (3, 1, 1), (3, 2, 1), (2, 2, 0), (3, 1, 0)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_large_conv_equals_the_conv_on_small_and_large_inputs(
+    kernel: int, stride: int, padding: int, channels_last: bool
+) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 5, kernel, stride=stride, padding=padding).double()
+    large = nn.Conv2d(6, 5, kernel, stride=stride, padding=padding).double()
+    large.load_state_dict(conv.state_dict())
+    large.__class__ = LargeConv2d
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    for shape, product in [((2, 6, 9, 7), True), ((1, 6, 40, 40), False)]:  # past SMALL_CONV_OUTPUT: the conv
+        x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=layout)
+        out = large(x)
+        torch.testing.assert_close(out, conv(x))
+        # the matrix product's output is channels-last whatever the input's layout; the conv keeps the input's
+        assert out.is_contiguous(memory_format=torch.channels_last) == (product or channels_last)
+    assert 2 * 9 * 7 <= SMALL_CONV_OUTPUT < 40 * 40 // stride**2
+
+
+def test_only_large_plain_convs_become_matrix_products_with_their_weights_and_keys() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(2048, 2048, 1),  # 4.2 M weights: large
+        nn.Conv2d(2048, 2048, 3, padding=1, groups=2048),  # depthwise: never
+        nn.Conv2d(2048, 64, 3, padding="same"),  # padding given as a string: never
+        nn.Conv2d(64, 64, 3, padding=1),  # 37 k weights: small
+    )
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    use_matrix_products_for_large_convs_(model)
+    assert [type(module) is LargeConv2d for module in model] == [True, False, False, False]
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(state[key], value) for key, value in model.state_dict().items())

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from cmt_geo.layers.attention import GlobalLocalAttention
+from cmt_geo.layers.fusion import LargeConv2d
 from cmt_geo.layers.wavelet import WTConv2d
 from cmt_geo.models import create_model, list_models, optimize_for_inference
 
@@ -51,6 +52,8 @@ def test_optimized_model_matches_the_eval_forward_and_leaves_the_original_alone(
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
     assert not optimized.training
     assert not any(p.requires_grad for p in optimized.parameters())
+    # only the base preset's bottleneck has convs with millions of weights (run as matrix products at 40x70)
+    assert any(isinstance(m, LargeConv2d) for m in optimized.modules()) == (name == "cmt_unet_base")
 
 
 def test_optimization_folds_the_norms_after_convs_and_merges_local_branches() -> None:

@@ -6,8 +6,9 @@ models' logits on the same random batch in eval mode. Prints one JSON object:
   {"reference_trainable_params", "reference_all_params", "ours_params", "max_abs_diff", "relative_diff",
    "argmax_agreement", "size", "batch", "scan_backend"}
 relative_diff = max|ours - reference| / max|reference|. With --time N, a second object times one image forward
-(median of N) of the reference as it runs on a CPU (its scan as mamba-ssm's pure-torch `selective_scan_ref`, i.e.
---scan-backend ref) and of cmt-geo's `optimize_for_inference` model with its fastest scan here, same weights:
+(median of N, the two models taking turns) of the reference as it runs on a CPU (its scan as mamba-ssm's pure-torch
+`selective_scan_ref`, i.e. --scan-backend ref) and of cmt-geo's `optimize_for_inference` model with its fastest
+scan here, same weights:
   {"threads", "torch_cpu_capability", "reference_ms", "ours_ms", "speedup"}
 
 The reference's modules import packages a CPU machine lacks or that it does not use; this script stands in for
@@ -93,16 +94,19 @@ def build_reference(reference_dir: Path, num_classes: int, scan_backend: str) ->
     return model
 
 
-def _median_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Median eval forward time of `x`, in ms, after one warm-up."""
-    times = []
+def _median_ms(models: list[torch.nn.Module], x: torch.Tensor, repeats: int) -> list[float]:
+    """Median eval forward time of `x` through each model, in ms, after one warm-up; the models take turns, so
+    that a change in the machine's load falls on all of them."""
+    times: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
-        model(x)
-        for _ in range(repeats):
-            start = time.perf_counter()
+        for model in models:
             model(x)
-            times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 1)
+        for _ in range(repeats):
+            for model, runs in zip(models, times, strict=True):
+                start = time.perf_counter()
+                model(x)
+                runs.append(time.perf_counter() - start)
+    return [round(statistics.median(runs) * 1000, 1) for runs in times]
 
 
 def compare(
@@ -137,8 +141,8 @@ def compare(
     if repeats:
         fast = create_model("cmt_unet_base", classes, bands, backbone=config.backbone)
         fast.load_state_dict(model.state_dict(), strict=True)
-        timing["reference_ms"] = _median_ms(reference, x[:1], repeats)
-        timing["ours_ms"] = _median_ms(optimize_for_inference(fast, inplace=True), x[:1], repeats)
+        models = [reference, optimize_for_inference(fast, inplace=True)]
+        timing["reference_ms"], timing["ours_ms"] = _median_ms(models, x[:1], repeats)
         timing["speedup"] = round(timing["reference_ms"] / timing["ours_ms"], 2)
     return {
         "reference_trainable_params": sum(p.numel() for p in reference.parameters() if p.requires_grad),

@@ -22,7 +22,7 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: While predicting: blocks up to this size come from the heap, and freed memory up to `_KEEP` stays mapped.
 _HEAP_BLOCKS = 256 << 20
-_KEEP = 1 << 30
+_KEEP = 256 << 20
 #: Afterwards: glibc's own upper limits for its adaptive thresholds (setting one turns the adaptation off).
 _DEFAULT_MMAP_THRESHOLD_MAX = 32 << 20
 _ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
@@ -38,8 +38,8 @@ def _glibc() -> ctypes.CDLL | None:
 
 @contextlib.contextmanager
 def kept_heap() -> Iterator[None]:
-    """Within: glibc keeps freed memory (up to 1 GiB) for the next allocations instead of returning it to the
-    system. On leaving, free memory is returned (`malloc_trim`) and the thresholds are left at glibc's adaptive
+    """Within: glibc keeps freed memory (up to 256 MiB per heap) for the next allocations instead of returning it
+    to the system. On leaving, free memory is returned (`malloc_trim`) and the thresholds are left at glibc's adaptive
     maxima (32 MiB blocks from the heap, 64 MiB kept). Nothing changes off glibc, or when the environment sets
     glibc's own MALLOC_* tunables."""
     libc = _glibc()

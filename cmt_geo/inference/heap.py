@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -28,11 +28,12 @@ _DEFAULT_MMAP_THRESHOLD_MAX = 32 << 20
 _ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc, else None (macOS, Windows, musl)."""
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = ctypes.CDLL(None)  # the symbols the process has loaded, the C library's among them
     return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
@@ -40,10 +41,11 @@ def _glibc() -> ctypes.CDLL | None:
 def kept_heap() -> Iterator[None]:
     """Within: glibc keeps freed memory (up to 256 MiB per heap) for the next allocations instead of returning it
     to the system. On leaving, free memory is returned (`malloc_trim`) and the thresholds are left at glibc's adaptive
-    maxima (32 MiB blocks from the heap, 64 MiB kept). Nothing changes off glibc, or when the environment sets
-    glibc's own MALLOC_* tunables."""
+    maxima (32 MiB blocks from the heap, 64 MiB kept). Nothing changes off glibc, or when the environment tunes
+    glibc's allocator (MALLOC_* variables, glibc.malloc.* in GLIBC_TUNABLES)."""
     libc = _glibc()
-    if libc is None or any(name in os.environ for name in _ENVIRONMENT):
+    tuned = any(name in os.environ for name in _ENVIRONMENT) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
+    if libc is None or tuned:
         yield
         return
     libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCKS)

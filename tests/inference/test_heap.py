@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any, cast
 
 import pytest
 
@@ -36,13 +37,27 @@ print(json.dumps(result))
 """
 
 
+def _allocations(**settings: str) -> dict[str, Any]:
+    """What ALLOCATIONS prints, run without the environment's allocator settings but with `settings`."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")}
+    env.pop("GLIBC_TUNABLES", None)
+    child = subprocess.run(
+        [sys.executable, "-c", ALLOCATIONS], env={**env, **settings}, capture_output=True, text=True, check=True
+    )
+    return cast(dict[str, Any], json.loads(child.stdout))
+
+
 @pytest.mark.skipif(_glibc() is None, reason="glibc's allocator only")
 def test_freed_memory_is_reused_while_predicting_and_returned_afterwards() -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")}
-    child = subprocess.run([sys.executable, "-c", ALLOCATIONS], env=env, capture_output=True, text=True, check=True)
-    result = json.loads(child.stdout)
+    result = _allocations()
     # outside, glibc unmaps a block that large when it is freed, so the second fill faults its pages in again
     # (at least one fault per 2 MB huge page); inside, the second reuses the first's memory
     assert min(result["outside"]) >= 50
     assert result["inside"][1] < 10 < result["inside"][0]
     assert result["resident_after"] < result["resident_inside"] - 150
+
+
+@pytest.mark.skipif(_glibc() is None, reason="glibc's allocator only")
+def test_a_user_tuned_allocator_is_left_alone() -> None:
+    result = _allocations(MALLOC_MMAP_THRESHOLD_=str(1 << 20))  # blocks above 1 MiB mapped and unmapped each time
+    assert min(result["inside"]) >= 50

@@ -6,9 +6,9 @@ models' logits on the same random batch in eval mode. Prints one JSON object:
   {"reference_trainable_params", "reference_all_params", "ours_params", "max_abs_diff", "relative_diff",
    "argmax_agreement", "size", "batch", "scan_backend"}
 relative_diff = max|ours - reference| / max|reference|. With --time N, a second object times one image forward
-(median of N, the two models taking turns) of the reference as it runs on a CPU (its scan as mamba-ssm's pure-torch
-`selective_scan_ref`, i.e. --scan-backend ref) and of cmt-geo's `optimize_for_inference` model with its fastest
-scan here, same weights:
+(median of N; the two models take turns, each timed right after an untimed run of its own) of the reference as it
+runs on a CPU (its scan as mamba-ssm's pure-torch `selective_scan_ref`, i.e. --scan-backend ref) and of cmt-geo's
+`optimize_for_inference` model with its fastest scan here, same weights:
   {"threads", "torch_cpu_capability", "reference_ms", "ours_ms", "speedup"}
 
 The reference's modules import packages a CPU machine lacks or that it does not use; this script stands in for
@@ -95,14 +95,14 @@ def build_reference(reference_dir: Path, num_classes: int, scan_backend: str) ->
 
 
 def _median_ms(models: list[torch.nn.Module], x: torch.Tensor, repeats: int) -> list[float]:
-    """Median eval forward time of `x` through each model, in ms, after one warm-up; the models take turns, so
-    that a change in the machine's load falls on all of them."""
+    """Median eval forward time of `x` through each model, in ms. The models take turns, so that a change in the
+    machine's load falls on all of them, and each timed forward follows an untimed one of the same model, so that
+    each is timed warm (its weights in the caches as far as they fit), as when it runs alone."""
     times: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
-        for model in models:
-            model(x)
         for _ in range(repeats):
             for model, runs in zip(models, times, strict=True):
+                model(x)
                 start = time.perf_counter()
                 model(x)
                 runs.append(time.perf_counter() - start)

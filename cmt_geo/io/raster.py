@@ -155,7 +155,8 @@ def input_bands(src: Any, wanted: Sequence[str], bands: Sequence[int] | None) ->
         InvalidRasterError: the band count does not fit and the band names do not say which bands to use.
     """
     wanted = tuple(wanted)
-    hint = f"pass bands in the model's order {wanted} (--bands 1,2,3 / bands=(1, 2, 3))"
+    example = tuple(range(1, len(wanted) + 1))  # the form of the answer, as many bands as the model takes
+    hint = f"pass bands in the model's order {wanted} (--bands {','.join(map(str, example))} / bands={example})"
     if bands is not None:
         if len(bands) != len(wanted) or max(bands) > src.count:
             raise ConfigError(

@@ -1,7 +1,7 @@
 """Inference-time rewrites of layers: batch norms folded into the convs next to them, parallel convs merged,
 large convs run as matrix products on small inputs.
 
-Every function here computes new weights from eval-mode statistics, so the rewritten layers compute what the
+The folds and merges compute new weights from eval-mode statistics, so the rewritten layers compute what the
 originals compute in eval mode (up to float rounding) and nothing else: they are for inference only.
 """
 
@@ -148,18 +148,20 @@ class LargeConv2d(nn.Conv2d):
     a large model that copy is most of the time (a 2048 -> 8192 1x1 conv: 43 ms, 12 ms as a matrix product, AVX2).
     Where the output has at most `SMALL_CONV_OUTPUT` pixels, the input's (kh, kw, C) patches (a strided view,
     gathered once for kernels above 1x1) are multiplied by the weights viewed as an (out, kh * kw * C) matrix;
-    elsewhere, and off the CPU, it is the plain Conv2d. Needs groups 1, dilation 1 and zero padding (see
-    `use_matrix_products_for_large_convs_`).
+    elsewhere, off the CPU and for unbatched or empty inputs, it is the plain Conv2d. Needs groups 1, dilation 1,
+    numeric padding and padding mode "zeros" (see `use_matrix_products_for_large_convs_`).
     """
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.device.type != "cpu" or not x.numel():
+            return super().forward(x)
         rows, cols = self.kernel_size
         pad_rows, pad_cols = cast(tuple[int, int], self.padding)
         stride_rows, stride_cols = self.stride
         batch, channels, height, width = x.shape
         out_rows = (height + 2 * pad_rows - rows) // stride_rows + 1
         out_cols = (width + 2 * pad_cols - cols) // stride_cols + 1
-        if x.device.type != "cpu" or batch * out_rows * out_cols > SMALL_CONV_OUTPUT:
+        if batch * out_rows * out_cols > SMALL_CONV_OUTPUT:
             return super().forward(x)
         padded = F.pad(x, (pad_cols, pad_cols, pad_rows, pad_rows)) if pad_rows or pad_cols else x
         s_batch, s_channel, s_row, s_col = padded.stride()
@@ -173,8 +175,9 @@ class LargeConv2d(nn.Conv2d):
 
 
 def use_matrix_products_for_large_convs_(model: nn.Module) -> None:
-    """In place: every plain Conv2d with at least `LARGE_CONV_WEIGHT` weights, groups 1, dilation 1 and zero
-    padding becomes a `LargeConv2d` (same weights and state dict keys), its weights stored channels-last."""
+    """In place: every plain Conv2d with at least `LARGE_CONV_WEIGHT` weights, groups 1, dilation 1, numeric padding
+    and padding mode "zeros" becomes a `LargeConv2d` (same weights and state dict keys), its weights stored
+    channels-last."""
     for module in model.modules():
         if (
             type(module) is nn.Conv2d

@@ -129,6 +129,8 @@ def test_large_conv_equals_the_conv_on_small_and_large_inputs(
         # the matrix product's output is channels-last whatever the input's layout; the conv keeps the input's
         assert out.is_contiguous(memory_format=torch.channels_last) == (product or channels_last)
     assert 2 * 9 * 7 <= SMALL_CONV_OUTPUT < 40 * 40 // stride**2
+    for x in [torch.randn(6, 9, 7, dtype=torch.float64), torch.randn(0, 6, 9, 7, dtype=torch.float64)]:
+        torch.testing.assert_close(large(x), conv(x))  # unbatched and empty inputs: the plain conv
 
 
 def test_only_large_plain_convs_become_matrix_products_with_their_weights_and_keys() -> None:

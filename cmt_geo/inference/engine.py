@@ -221,10 +221,20 @@ def _read_ahead(tiles: Iterator[Any], depth: int) -> Generator[Any, None, None]:
             yield item
     finally:
         stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                ahead.get_nowait()
-        thread.join()
+        while thread.is_alive():  # empty the queue until the reader stops: it may be blocked putting an item
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    ahead.get_nowait()
+            thread.join(timeout=0.01)
+
+
+def _batches_ahead(
+    src: DatasetReader, bands: list[int], windows: list[Window], options: PredictOptions, predictor: TilePredictor
+) -> Generator[_Batch, None, None]:
+    """`_read_batches`, read by a thread two batches ahead. A batch is in use until the next is taken: then two
+    wait in the queue and the reader fills one more, so four image buffers take turns."""
+    depth = 2
+    return _read_ahead(_read_batches(src, bands, windows, options, predictor, buffers=depth + 2), depth=depth)
 
 
 class _StripedOutputs:
@@ -499,9 +509,7 @@ def _predict_rows(
                 outputs.write(kept)
 
     done = 0
-    # a batch is in use until the next is taken: then up to `depth` wait in the queue and the reader fills one more
-    depth = 2
-    batches = _read_ahead(_read_batches(src, bands, windows, options, predictor, buffers=depth + 2), depth=depth)
+    batches = _batches_ahead(src, bands, windows, options, predictor)
     with contextlib.closing(batches):  # stop and join the reader before the raster closes, also on an error
         for batch in batches:
             if batch.row > blender.top:

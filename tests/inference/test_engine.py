@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +18,11 @@ from affine import Affine
 import cmt_geo
 from cmt_geo.errors import CanceledError, CheckpointError, ConfigError, InvalidRasterError, OutputExistsError
 from cmt_geo.inference import PredictOptions, predict_raster
+from cmt_geo.inference.engine import _batches_ahead, _read_ahead, load_model
+from cmt_geo.inference.model import TilePredictor
 from cmt_geo.io.class_raster import read_class_names
+from cmt_geo.io.grid import grid_windows
+from cmt_geo.io.raster import input_bands
 from cmt_geo.models import load_checkpoint
 
 from ..conftest import CLASSES, COLORS, write_raster
@@ -270,3 +278,44 @@ def test_a_finer_input_is_warned_about_or_predicted_at_the_training_resolution(
     geographic = write_raster(tmp_path / "ll.tif", 64, 64, crs="EPSG:4326", transform=Affine(1e-5, 0, 13, 0, -1e-5, 52))
     with pytest.raises(ConfigError, match="resampling needs the model's training pixel size"):
         predict_raster(geographic, tmp_path / "ll-classes.tif", checkpoint, options=options)
+
+
+def test_a_batch_keeps_its_images_while_the_reader_fills_the_next_ones(tmp_path: Path, checkpoint: Path) -> None:
+    source = write_raster(tmp_path / "in.tif", 200, 400)
+    model, card = load_model(checkpoint)
+    predictor = TilePredictor(model, card, torch.device("cpu"), "none")
+    options = PredictOptions(tile_size=64, overlap=16, batch_size=2)
+    tile, stride = options.grid(card.patch_size)
+    seen = 0
+    with rasterio.open(source) as src:
+        windows = list(grid_windows(src.height, src.width, (tile, tile), (stride, stride)))
+        batches = _batches_ahead(src, input_bands(src, card.band_names, None), windows, options, predictor)
+        with contextlib.closing(batches):
+            for batch in batches:
+                images = batch.images[: len(batch.windows)]
+                before = images.copy()
+                time.sleep(0.02)  # as the model would: the reader runs ahead into the other buffers meanwhile
+                assert np.array_equal(images, before)
+                seen += 1
+    assert seen >= 8
+
+
+def test_stopping_early_does_not_hang_on_a_reader_that_then_fails() -> None:
+    def reads() -> Iterator[int]:
+        yield from range(4)
+        time.sleep(0.05)
+        raise OSError("a read failed")
+
+    stopped = threading.Event()
+
+    def consume() -> None:
+        batches = _read_ahead(reads(), depth=2)
+        next(batches)
+        time.sleep(0.1)  # the reader fills the queue and waits to put the next read
+        batches.close()  # the reader then puts it, fails, and has its error and its end to put
+        stopped.set()
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=10)
+    assert stopped.is_set()

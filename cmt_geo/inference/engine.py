@@ -255,6 +255,7 @@ class _StripedOutputs:
             "blockysize": _OUTPUT_BLOCK,
             "compress": "zstd",  # fast: the COG copy compresses for good
             "zstd_level": 1,
+            "num_threads": "ALL_CPUS",  # GDAL compresses blocks in threads of its own, off the model's thread
             "BIGTIFF": "IF_SAFER",
         }
         self.files: dict[str, Any] = {}

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cmt_geo.layers.blocks import drop_path
+from cmt_geo.ops._scan_cpu import selective_scan_both_ways_cpu
 from cmt_geo.ops.cross_scan import cross_merge, cross_scan
-from cmt_geo.ops.selective_scan import ScanBackend, selective_scan
+from cmt_geo.ops.selective_scan import ScanBackend, resolve_backend, selective_scan
 
 DIRECTIONS = 4
 
@@ -20,6 +21,8 @@ class SS2D(nn.Module):
 
     in_proj → (x, z); x → depthwise conv + SiLU → four cross-scan sequences → per-direction x_proj to (dt, B, C) and
     dt_proj → selective scan (S4D-real A, D = 1, softplus(dt + bias)) → merge by sum → LayerNorm → · SiLU(z) → out_proj.
+    Inference on the CPU (fp32, the "cpu" scan backend, no gradient) computes the same scans without copying the map
+    per direction (`_fused_scan`): faster, and with a fraction of the memory.
 
     Args:
         d_model: channels in and out.
@@ -76,15 +79,49 @@ class SS2D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) → (B, H, W, C)."""
-        batch, height, width, _ = x.shape
         x, z = self.in_proj(x).chunk(2, dim=-1)
         x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))
-        y = self._scan(x).transpose(1, 2).reshape(batch, height, width, self.d_inner)
+        y = self._fused_scan(x) if self._fused_scan_applies(x) else self._scan(x)
         y = self.out_norm(y) * F.silu(z)
         return self.dropout(self.out_proj(y))
 
+    def _fused_scan_applies(self, x: Tensor) -> bool:
+        """Whether `_fused_scan` computes this forward: fp32 on the "cpu" scan backend, with no gradient to track."""
+        tracked = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        return (
+            not tracked and x.dtype == torch.float32 and resolve_backend(self.scan_backend, x.device, x.dtype) == "cpu"
+        )
+
+    def _fused_scan(self, x: Tensor) -> Tensor:
+        """`_scan` for inference on the CPU, without `cross_scan`'s four copies of the map: directions 0 and 2 are the
+        forward and backward scans of the map's rows, 1 and 3 those of its transpose (one copy), each pair in one
+        kernel, projected at every position at once."""
+        batch, channels, height, width = x.shape
+        rows = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view of a channels-last map
+        along_rows = self._scan_both_ways(rows.reshape(batch, height * width, channels), (0, 2))
+        along_columns = self._scan_both_ways(rows.transpose(1, 2).reshape(batch, height * width, channels), (1, 3))
+        return along_rows.view(batch, height, width, channels) + along_columns.view(
+            batch, width, height, channels
+        ).transpose(1, 2)
+
+    def _scan_both_ways(self, sequences: Tensor, directions: tuple[int, int]) -> Tensor:
+        """(B, L, d_inner) → (B, L, d_inner): the scans of two opposite directions of these sequences, summed."""
+        batch, length, channels = sequences.shape
+        pair = list(directions)
+        x_dbl = F.linear(sequences, self.x_proj_weight[pair].reshape(-1, channels)).view(batch, length, 2, -1)
+        dts = x_dbl[..., : self.dt_rank].permute(2, 0, 1, 3).reshape(2, batch * length, self.dt_rank)
+        deltas = torch.bmm(dts, self.dt_projs_weight[pair].transpose(1, 2)).view(2, batch, length, channels)
+        return selective_scan_both_ways_cpu(
+            sequences,
+            deltas,
+            x_dbl,
+            -torch.exp(self.A_logs.view(DIRECTIONS, channels, -1)[pair].float()).reshape(2 * channels, -1),
+            self.Ds.view(DIRECTIONS, channels)[pair].float().reshape(-1),
+            self.dt_projs_bias[pair].float().reshape(-1),
+        )
+
     def _scan(self, x: Tensor) -> Tensor:
-        """(B, d_inner, H, W) → (B, d_inner, H·W): the four directional scans, merged."""
+        """(B, d_inner, H, W) → (B, H, W, d_inner): the four directional scans, merged."""
         batch, channels, height, width = x.shape
         length = height * width
         xs = cross_scan(x)  # (B, 4, d_inner, L)
@@ -102,7 +139,8 @@ class SS2D(nn.Module):
             delta_softplus=True,
             backend=self.scan_backend,
         )
-        return cross_merge(ys.reshape(batch, DIRECTIONS, channels, length), height, width)
+        merged = cross_merge(ys.reshape(batch, DIRECTIONS, channels, length), height, width)
+        return merged.transpose(1, 2).reshape(batch, height, width, channels)
 
 
 class VSSBlock(nn.Module):

@@ -5,7 +5,8 @@ any parallel-scan formulation on a CPU. numba ships wheels for Linux, macOS and 
 The kernels (in `_scan_cpu_kernels`) fuse Δ's bias and softplus, the D·u skip and the SiLU(z) gate, like mamba-ssm's
 CUDA kernel, and are written so that LLVM vectorizes them on AVX-512, AVX2, SSE2 and NEON alike
 (`_scan_cpu_kernels.compile_target` reports what it did here). The backward recomputes states from checkpoints every
-`TIME_BLOCK` steps, so memory stays O(threads·L/TIME_BLOCK·N) beyond inputs and outputs.
+`TIME_BLOCK` steps, so memory stays O(threads·L/TIME_BLOCK·N) beyond inputs and outputs. A third kernel scans
+channels-last sequences forward and backward at once, for SS2D's inference (`selective_scan_both_ways_cpu`).
 
 Threads: the kernels run on as many threads as torch uses, on numba's OpenMP layer where it loads (see
 `_numba.prefer_openmp_thread_pool`); torch's own thread count is kept as the user set it.
@@ -40,7 +41,7 @@ work delays the scan by one small item, not by half of it."""
 
 
 def _kernels(n_state: int) -> Any:
-    """The (forward, backward) kernels for `n_state` states, set to use as many threads as torch does."""
+    """The `Kernels` for `n_state` states, set to use as many threads as torch does."""
     from cmt_geo.ops._numba import use_torch_threads
 
     kernels = _compiled_kernels(n_state)  # first: the kernel module chooses numba's threading layer
@@ -49,7 +50,7 @@ def _kernels(n_state: int) -> Any:
 
 
 @functools.cache
-def _compiled_kernels(n_state: int) -> tuple[Any, Any]:
+def _compiled_kernels(n_state: int) -> Any:
     """The kernels, loaded from numba's on-disk cache when possible."""
     from cmt_geo.ops._scan_cpu_kernels import make_kernels
 
@@ -108,7 +109,7 @@ def selective_scan_cpu(
     delta_softplus: bool,
 ) -> tuple[Tensor, Tensor]:
     """`selective_scan` on CPU tensors with the numba kernels (fp32 inside); returns (out, last state)."""
-    forward, _ = _kernels(A.shape[1])
+    forward = _kernels(A.shape[1]).forward
     out = torch.empty(u.shape, dtype=torch.float32)
     last_state = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
@@ -149,7 +150,7 @@ def selective_scan_cpu_backward(
     delta_softplus: bool,
 ) -> list[Tensor]:
     """Gradients [du, ddelta, dA, dB, dC, dD, dz, ddelta_bias] in fp32; empty for the absent D, z, delta_bias."""
-    _, backward = _kernels(A.shape[1])
+    backward = _kernels(A.shape[1]).backward
     inputs = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias)
     batch, channels, _ = u.shape
     groups = inputs[3].shape[1]
@@ -214,3 +215,33 @@ def _backward(ctx: Any, dout: Tensor, _dlast: Tensor | None) -> tuple[Tensor | N
 
 
 selective_scan_cpu.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("cmt_geo::selective_scan_both_ways_cpu", mutates_args=(), device_types="cpu")
+def selective_scan_both_ways_cpu(
+    u: Tensor, delta: Tensor, x_dbl: Tensor, A: Tensor, D: Tensor, delta_bias: Tensor
+) -> Tensor:
+    """Two selective scans of each sequence (Δ through softplus with `delta_bias`), one forward and one backward in
+    time, summed, with channels last; for inference (no gradient). SS2D scans a map's rows and its columns this way
+    without a reversed copy of either, and projects both directions at once.
+
+    Args:
+        u: (B, L, Dm) the sequences, steps major.
+        delta: (2, B, L, Dm) each direction's Δ before bias and softplus, at each step.
+        x_dbl: (B, L, 2, R + 2N) each direction's projection at each step; its last 2N entries are B and C.
+        A: (2·Dm, N); D and delta_bias: (2·Dm,); direction-major, forward first.
+
+    Returns:
+        (B, L, Dm) fp32: the forward scan's output plus the backward scan's, at each step.
+    """
+    kernels = _kernels(A.shape[1])
+    batch, _, channels = u.shape
+    out = torch.empty(u.shape, dtype=torch.float32)
+    arrays = (t.to(torch.float32).contiguous().numpy() for t in (u, delta, x_dbl, A, D, delta_bias))
+    _launch(kernels.both_ways_forward, *arrays, _slices(batch, 1, channels, _ITEMS_PER_THREAD), out.numpy())
+    return out
+
+
+@selective_scan_both_ways_cpu.register_fake
+def _(u: Tensor, delta: Tensor, x_dbl: Tensor, A: Tensor, D: Tensor, delta_bias: Tensor) -> Tensor:
+    return torch.empty_like(u, dtype=torch.float32)

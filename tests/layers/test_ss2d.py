@@ -116,3 +116,51 @@ def test_bf16_autocast_forward_and_backward_on_cpu() -> None:
     reference = block(x)
     assert (out.float() - reference).abs().max() / reference.abs().max() < 0.05
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in block.parameters())
+
+
+@pytest.mark.parametrize(("batch", "height", "width"), [(1, 16, 16), (2, 5, 7), (1, 1, 9), (2, 70, 3), (1, 1, 1)])
+def test_cpu_inference_scans_without_copies_and_gives_the_layers_result(
+    batch: int, height: int, width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In inference the layer runs the both-ways kernel on the map's rows and on its columns (no cross_scan copies);
+    with gradients to track it runs the four-copy scans; both give the same output."""
+    calls = {"both_ways": 0, "four_copies": 0}
+    for name, key in (("selective_scan_both_ways_cpu", "both_ways"), ("selective_scan", "four_copies")):
+
+        def counted(*args: object, _real: object = getattr(ss2d, name), _key: str = key, **kwargs: object) -> object:
+            calls[_key] += 1
+            return _real(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(ss2d, name, counted)
+    torch.manual_seed(0)
+    layer = SS2D(24).eval()
+    with torch.no_grad():  # A, Δ bias and D away from their initial values, as after training
+        layer.A_logs.add_(torch.randn_like(layer.A_logs) * 0.3)
+        layer.dt_projs_bias.add_(torch.randn_like(layer.dt_projs_bias))
+        layer.Ds.add_(torch.randn_like(layer.Ds))
+    x = torch.randn(batch, height, width, 24)
+    expected = layer(x)
+    assert calls == {"both_ways": 0, "four_copies": 1}
+    with torch.inference_mode():
+        fused = layer(x)
+    assert calls == {"both_ways": 2, "four_copies": 1}
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_scans_only_where_the_cpu_kernel_would_run_without_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = SS2D(8)
+    x = torch.randn(1, 16, 4, 4)
+    assert not layer._fused_scan_applies(x)  # parameters that need gradients
+    with torch.no_grad():
+        assert layer._fused_scan_applies(x)
+        assert not layer._fused_scan_applies(x.double())
+        assert not layer._fused_scan_applies(x.bfloat16())
+        layer.scan_backend = "torch"
+        assert not layer._fused_scan_applies(x)
+        layer.scan_backend = "auto"
+        monkeypatch.setenv("CMTGEO_SCAN_BACKEND", "ref")
+        assert not layer._fused_scan_applies(x)
+    monkeypatch.delenv("CMTGEO_SCAN_BACKEND")
+    layer.requires_grad_(False)
+    assert layer._fused_scan_applies(x)  # frozen, as `optimize_for_inference` leaves it
+    assert not layer._fused_scan_applies(x.requires_grad_(True))

@@ -214,6 +214,65 @@ def test_reference_keeps_fp64_state() -> None:
     assert selective_scan_ref(**scan_inputs).dtype == torch.float64  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif("cpu" not in CPU_BACKENDS, reason="needs numba")
+@pytest.mark.parametrize(
+    ("batch", "length", "channels", "d_state"), [(1, 1, 16, 16), (2, 130, 40, 4), (1, 300, 33, 16)]
+)
+def test_both_ways_scan_is_a_forward_scan_plus_a_backward_one(
+    batch: int, length: int, channels: int, d_state: int
+) -> None:
+    """The channels-last kernel SS2D's inference uses: direction 0 scans the steps in order, direction 1 in reverse,
+    each with its own Δ, B, C, A, D and bias; their outputs add up at each step."""
+    gen = torch.Generator().manual_seed(4)
+    rank = 3
+    u = torch.randn(batch, length, channels, generator=gen)
+    delta = torch.randn(2, batch, length, channels, generator=gen)
+    x_dbl = torch.randn(batch, length, 2, rank + 2 * d_state, generator=gen)
+    A = -torch.exp(torch.randn(2 * channels, d_state, generator=gen) * 0.5)
+    D, bias = torch.randn(2 * channels, generator=gen), torch.randn(2 * channels, generator=gen)
+    out = _scan_cpu.selective_scan_both_ways_cpu(u, delta, x_dbl, A, D, bias)
+    expected = torch.zeros(batch, channels, length, dtype=torch.float64)
+    for k in range(2):
+        in_order = (lambda t: t) if k == 0 else (lambda t: t.flip(-1))  # the step order, its own inverse
+        own = slice(k * channels, (k + 1) * channels)
+        B, C = x_dbl[:, :, k, rank:].double().transpose(1, 2).split(d_state, dim=1)
+        y = selective_scan_ref(
+            in_order(u.double().transpose(1, 2)),
+            in_order(delta[k].double().transpose(1, 2)),
+            A[own].double(),
+            in_order(B),
+            in_order(C),
+            D[own].double(),
+            delta_bias=bias[own].double(),
+            delta_softplus=True,
+        )
+        expected += in_order(y)
+    assert out.dtype == torch.float32
+    assert rel_error(out, expected.transpose(1, 2)) <= 1e-5
+
+
+def test_fast_exp2_is_within_one_and_a_half_ulp_and_saturates() -> None:
+    """The scan's decays: 2**x in fp32 within 1.5 ulp over [-125, 127]; beyond, the nearest end (no inf or NaN)."""
+    import numba
+
+    from cmt_geo.ops._scan_cpu_kernels import fast_exp2
+
+    @numba.njit(fastmath=True)
+    def powers(xs: np.ndarray, out: np.ndarray) -> None:
+        for i in range(xs.shape[0]):
+            out[i] = fast_exp2(xs[i])
+
+    xs = np.concatenate([np.linspace(-125, 127, 1_000_001), np.linspace(-1, 1, 100_001)]).astype(np.float32)
+    out = np.empty_like(xs)
+    powers(xs, out)
+    exact = np.exp2(xs.astype(np.float64))
+    assert np.abs(out / exact - 1).max() <= 1.5 * 2.0**-23
+    ends = np.array([-1e4, -126.5, 127.5, 1e4], dtype=np.float32)
+    saturated = np.empty_like(ends)
+    powers(ends, saturated)
+    np.testing.assert_allclose(saturated, np.exp2([-125.0, -125.0, 127.0, 127.0]), rtol=2.0**-22)
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize(("length", "with_grads"), [(1024, True), (16384, False)])
 def test_stable_for_large_steps_and_long_sequences(backend: str, length: int, with_grads: bool) -> None:
@@ -412,9 +471,11 @@ u, delta = torch.randn(1, 8, 70, requires_grad=True), torch.rand(1, 8, 70)
 B, C = torch.randn(1, 2, 3, 70), torch.randn(1, 2, 3, 70)
 out, _ = scan.selective_scan_cpu(u, delta, -torch.rand(8, 3), B, C, None, None, None, True)
 out.sum().backward()
-forward, backward = scan._compiled_kernels(3)
+x_dbl = torch.randn(1, 70, 2, 7)
+scan.selective_scan_both_ways_cpu(torch.randn(1, 70, 8), torch.randn(2, 1, 70, 8), x_dbl, -torch.rand(16, 3),
+                                  torch.ones(16), torch.zeros(16))
 print(json.dumps({name: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
-                  for name, f in (("forward", forward), ("backward", backward))}))
+                  for name, f in scan._compiled_kernels(3)._asdict().items()}))
 """
 
 
@@ -423,7 +484,7 @@ def test_cpu_scan_kernels_load_from_numbas_disk_cache_in_a_new_process() -> None
     """The second process loads the compiled kernels instead of compiling them again (seconds for every command)."""
     runs = [subprocess.run([sys.executable, "-c", CACHED_SCAN], capture_output=True, text=True) for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
-    assert json.loads(runs[1].stdout) == {"forward": [1, 0], "backward": [1, 0]}
+    assert json.loads(runs[1].stdout) == {"forward": [1, 0], "backward": [1, 0], "both_ways_forward": [1, 0]}
 
 
 KEPT_THREADS = """

@@ -99,13 +99,17 @@ def _prepare(name: str, device: str, compile_model: bool) -> nn.Module:
 
 @contextmanager
 def scan_replaced_by_identity() -> Iterator[None]:
-    """Inside the block, every SS2D's selective scan returns its input u: the forward without the scan's cost."""
-    scan = cmt_geo.layers.ss2d.selective_scan
-    cmt_geo.layers.ss2d.selective_scan = lambda u, *args, **kwargs: u
+    """Inside the block, every SS2D's selective scans (the four-copy ones and the CPU inference kernel that scans both
+    ways) return their input u: the forward without the scans' cost."""
+    layer = cmt_geo.layers.ss2d
+    scans = {name: getattr(layer, name) for name in ("selective_scan", "selective_scan_both_ways_cpu")}
+    for name in scans:
+        setattr(layer, name, lambda u, *args, **kwargs: u)
     try:
         yield
     finally:
-        cmt_geo.layers.ss2d.selective_scan = scan
+        for name, scan in scans.items():
+            setattr(layer, name, scan)
 
 
 def cpu_report(name: str, repeats: int, compile_model: bool, threads: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cmt_geo.errors import ConfigError
 from cmt_geo.ops._scan_common import as_grouped
 
 
@@ -133,7 +134,7 @@ def _(
     delta_bias: Tensor | None,
     delta_softplus: bool,
 ) -> tuple[Tensor, Tensor]:
-    return torch.empty_like(u), u.new_empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+    return u.new_empty(u.shape), u.new_empty(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
 
 
 @torch.library.custom_op("cmt_geo::selective_scan_cpu_backward", mutates_args=(), device_types="cpu")
@@ -234,14 +235,46 @@ def selective_scan_both_ways_cpu(
     Returns:
         (B, L, Dm) fp32: the forward scan's output plus the backward scan's, at each step.
     """
+    _check_both_ways_inputs(u, delta, x_dbl, A, D, delta_bias)
     kernels = _kernels(A.shape[1])
     batch, _, channels = u.shape
     out = torch.empty(u.shape, dtype=torch.float32)
     arrays = (t.to(torch.float32).contiguous().numpy() for t in (u, delta, x_dbl, A, D, delta_bias))
-    _launch(kernels.both_ways_forward, *arrays, _slices(batch, 1, channels, _ITEMS_PER_THREAD), out.numpy())
+    _launch(kernels.both_ways_forward, *arrays, _channels_per_item(batch, channels), out.numpy())
     return out
 
 
 @selective_scan_both_ways_cpu.register_fake
 def _(u: Tensor, delta: Tensor, x_dbl: Tensor, A: Tensor, D: Tensor, delta_bias: Tensor) -> Tensor:
-    return torch.empty_like(u, dtype=torch.float32)
+    return u.new_empty(u.shape, dtype=torch.float32)
+
+
+def _check_both_ways_inputs(u: Tensor, delta: Tensor, x_dbl: Tensor, A: Tensor, D: Tensor, delta_bias: Tensor) -> None:
+    """Raise `ConfigError` naming the first argument of `selective_scan_both_ways_cpu` whose shape does not fit."""
+    if u.dim() != 3 or A.dim() != 2:
+        raise ConfigError(
+            f"u must be (batch, length, channels) and A (2 * channels, d_state), got {tuple(u.shape)} and "
+            f"{tuple(A.shape)}"
+        )
+    batch, length, channels = u.shape
+    d_state = A.shape[1]
+    expected = {"delta": (delta, (2, batch, length, channels)), "A": (A, (2 * channels, d_state))}
+    expected |= {"D": (D, (2 * channels,)), "delta_bias": (delta_bias, (2 * channels,))}
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise ConfigError(f"{name} must have shape {shape} to match u {tuple(u.shape)}, got {tuple(tensor.shape)}")
+    if x_dbl.dim() != 4 or tuple(x_dbl.shape[:3]) != (batch, length, 2) or x_dbl.shape[3] < 2 * d_state:
+        raise ConfigError(
+            f"x_dbl must be (batch, length, 2, rank + 2 * d_state) = ({batch}, {length}, 2, >= {2 * d_state}) to "
+            f"match u {tuple(u.shape)} and d_state {d_state}, got {tuple(x_dbl.shape)}"
+        )
+
+
+def _channels_per_item(batch: int, channels: int) -> int:
+    """Channels per work item of `both_ways_forward`: `_ITEMS_PER_THREAD` items per thread, each a whole number of
+    64-byte lines of a row (16 fp32) unless that leaves fewer than two items per thread (few channels, many
+    threads)."""
+    threads = torch.get_num_threads()
+    per_item = max(1, -(-channels // max(1, -(-_ITEMS_PER_THREAD * threads // max(1, batch)))))
+    whole_lines = -(-per_item // 16) * 16
+    return whole_lines if batch * -(-channels // whole_lines) >= 2 * threads else per_item

@@ -69,18 +69,9 @@ _EXP2_MIN, _EXP2_MAX = f32(-125.0), f32(127.0)
 
 
 @intrinsic
-def _shifted(typingctx: Any, x: Any) -> Any:
-    """x + `_ROUNDING_SHIFT`, without fast-math flags: under them LLVM would fold (x + s) - s back into x."""
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.fadd(args[0], ir.Constant(ir.FloatType(), _ROUNDING_SHIFT))
-
-    return types.float32(types.float32), codegen
-
-
-@intrinsic
 def _unshifted(typingctx: Any, shifted: Any) -> Any:
-    """round(x) as fp32 from `_shifted(x)`: its bits less those of the shift, as an int32 (float algebra would fold)."""
+    """round(x) as fp32 from shifted = x + `_ROUNDING_SHIFT`: the shifted bits less those of the shift, in int32.
+    (shifted - shift in fp32 is the textbook way, but under fast-math LLVM folds (x + s) - s back into x.)"""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         i32 = ir.IntType(32)
@@ -92,8 +83,8 @@ def _unshifted(typingctx: Any, shifted: Any) -> Any:
 
 @intrinsic
 def _times_pow2(typingctx: Any, p: Any, shifted: Any) -> Any:
-    """p·2**round(x) from `_shifted(x)`: round(x) added to p's exponent bits (the shifted bits << 23 are round(x) << 23
-    in int32 arithmetic); the product must be a normal float."""
+    """p·2**round(x) from shifted = x + `_ROUNDING_SHIFT`: round(x) added to p's exponent bits (the shifted bits
+    << 23 are round(x) << 23 in int32 arithmetic); the product must be a normal float."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         i32 = ir.IntType(32)
@@ -105,11 +96,12 @@ def _times_pow2(typingctx: Any, p: Any, shifted: Any) -> Any:
 
 @_jit
 def fast_exp2(x):
-    """2**x in fp32 within 1.5 ulp for x in [-125, 127] (clamped there): 2**round(x) times a degree-5 minimax
-    polynomial of 2**r, r = x - round(x) ∈ [-1/2, 1/2]. Fewer operations than `fast_exp` (no Cody-Waite split, no
-    float-int conversion): the scan's decays are 2**(Δ·log2(e)·A), as in mamba-ssm's CUDA kernel."""
+    """2**x in fp32, relative error below 2**-22 for x in [-125, 127] (clamped there): 2**round(x) times a degree-5
+    minimax polynomial of 2**r, r = x - round(x) ∈ [-1/2, 1/2]. Fewer operations than `fast_exp` (no Cody-Waite
+    split, no float→int conversion, the exponent added in int32): the scan's decays are 2**(Δ·log2(e)·A), as in
+    mamba-ssm's CUDA kernel."""
     x = min(max(x, _EXP2_MIN), _EXP2_MAX)
-    shifted = _shifted(x)
+    shifted = x + f32(_ROUNDING_SHIFT)
     r = x - _unshifted(shifted)
     c5, c4, c3, c2, c1 = _EXP2_POLY
     return _times_pow2(((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + f32(1.0), shifted)
@@ -175,7 +167,8 @@ class _Scratch(NamedTuple):
     compile the same code, but numba cannot key closures over other compiled functions stably, so every new process
     compiled them again (about 8 s).
 
-    Arrays are C-contiguous fp32: u, delta, z (B, D, L); A (D, N); B, C (B, G, L, N) time-major; D, bias (D,).
+    Arrays are C-contiguous fp32: u, delta, z (B, D, L); A (D, N); B, C (B, G, L, N) time-major; D, bias (D,)
+    (`both_ways_forward`: channels last instead, see there).
     """
 
     b_rows: int
@@ -443,22 +436,23 @@ def make_kernels(n_state: int) -> Kernels:
                 dbias[b, d] = dbias_sums[d - first]
 
     @jit_parallel
-    def both_ways_forward(u, delta, x_dbl, A, D, bias, slices, out):
+    def both_ways_forward(u, delta, x_dbl, A, D, bias, per_item, out):
         """Two selective scans of each sequence, forward and backward in time, summed into out (B, L, Dm).
 
         u (B, L, Dm): the sequences, steps major, channels last. Direction k (0 forward, 1 backward) takes its Δ from
         delta (2, B, L, Dm) through softplus with `bias`, its B and C from the last 2N entries of
         x_dbl (B, L, 2, R + 2N); A (2·Dm, N), D and bias (2·Dm,) are direction-major. Each batch row's channels are
-        cut in `slices` work items of whole 64-byte lines of out (no two threads write one line); an item scans its
-        channels both ways, so the sum needs no locks. A block's steps are read and written as contiguous rows of
-        channels and scanned from step-major tiles."""
+        cut in work items of `per_item` channels (the caller makes them whole 64-byte lines of out where that leaves
+        enough items, so that two threads rarely write one line); an item scans its channels both ways, so the sum
+        needs no locks. A block's steps are read and written as contiguous rows of channels and scanned from
+        step-major tiles."""
         batch, length, channels = u.shape
         dt_rank = x_dbl.shape[3] - 2 * N
-        per_slice = -(-channels // (slices * 16)) * 16
+        slices = (channels + per_item - 1) // per_item
         for item in numba.prange(batch * slices):
             b, s = item // slices, item % slices
-            first = s * per_slice
-            count = max(min(first + per_slice, channels) - first, 0)
+            first = s * per_item
+            count = min(first + per_item, channels) - first
             w = np.zeros(at.size, dtype=np.float32)
             hs = np.empty((count, N), dtype=np.float32)
             tiles = np.empty((3, TIME_BLOCK, count), dtype=np.float32)  # the block's u, Δ and y, step-major

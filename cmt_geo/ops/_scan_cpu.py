@@ -60,7 +60,7 @@ def _compiled_kernels(n_state: int) -> Any:
 
 def _slices(batch: int, groups: int, per_group: int, per_thread: int) -> int:
     """How many work items to cut each (batch, group) into: `per_thread` items per thread, at most one per channel."""
-    return max(1, min(per_group, -(-per_thread * torch.get_num_threads() // (batch * groups))))
+    return max(1, min(per_group, -(-per_thread * torch.get_num_threads() // max(1, batch * groups))))
 
 
 def _launch(kernel: Callable[..., None], *args: Any) -> None:
@@ -274,7 +274,6 @@ def _channels_per_item(batch: int, channels: int) -> int:
     """Channels per work item of `both_ways_forward`: `_ITEMS_PER_THREAD` items per thread, each a whole number of
     64-byte lines of a row (16 fp32) unless that leaves fewer than two items per thread (few channels, many
     threads)."""
-    threads = torch.get_num_threads()
-    per_item = max(1, -(-channels // max(1, -(-_ITEMS_PER_THREAD * threads // max(1, batch)))))
+    per_item = max(1, -(-channels // _slices(batch, 1, channels, _ITEMS_PER_THREAD)))
     whole_lines = -(-per_item // 16) * 16
-    return whole_lines if batch * -(-channels // whole_lines) >= 2 * threads else per_item
+    return whole_lines if batch * -(-channels // whole_lines) >= 2 * torch.get_num_threads() else per_item

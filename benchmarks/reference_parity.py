@@ -10,6 +10,9 @@ relative_diff = max|ours - reference| / max|reference|. With --time N, a second 
 runs on a CPU (its scan as mamba-ssm's pure-torch `selective_scan_ref`, i.e. --scan-backend ref) and of cmt-geo's
 `optimize_for_inference` model with its fastest scan here, same weights:
   {"threads", "torch_cpu_capability", "reference_ms", "ours_ms", "speedup"}
+and with --compile also that model under `compile_for_inference` (`cmtgeo predict --compile`; compiled before the
+timed runs, a few minutes on a CPU) in the same rotation, and its logits' relative difference to the reference's:
+  {..., "ours_compiled_ms", "speedup_compiled", "compiled_relative_diff"}
 
 The reference's modules import packages a CPU machine lacks or that it does not use; this script stands in for
 them without touching the checkout: mamba-ssm's `selective_scan_fn` (its CUDA kernel) becomes cmt-geo's
@@ -20,6 +23,8 @@ cmt-geo's `EfficientChannelAttention` under the reference's name. It needs einop
     $ git clone https://github.com/XUE-YYC/CMT-UNet /tmp/CMT-UNet
     $ .venv/bin/python benchmarks/reference_parity.py --reference-dir /tmp/CMT-UNet [--size 256] [--batch 2]
     $ .venv/bin/python benchmarks/reference_parity.py --reference-dir /tmp/CMT-UNet --scan-backend ref --time 3
+    $ .venv/bin/python benchmarks/reference_parity.py --reference-dir /tmp/CMT-UNet --scan-backend ref --time 7 \
+        --batch 1 --compile
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Any, cast
 import torch
 
 from cmt_geo.layers.attention import EfficientChannelAttention
-from cmt_geo.models import create_model, optimize_for_inference
+from cmt_geo.models import compile_for_inference, create_model, optimize_for_inference
 from cmt_geo.models.reference import convert_reference_state_dict, reference_config
 from cmt_geo.ops.selective_scan import selective_scan, selective_scan_ref
 
@@ -117,6 +122,7 @@ def compare(
     scan_backend: str,
     repeats: int = 0,
     timing: dict[str, Any] | None = None,
+    compiled: bool = False,
 ) -> dict[str, Any]:
     """Build, convert and compare; the numbers of the module docstring (the timings into `timing` when
     `repeats`)."""
@@ -142,8 +148,17 @@ def compare(
         fast = create_model("cmt_unet_base", classes, bands, backbone=config.backbone)
         fast.load_state_dict(model.state_dict(), strict=True)
         models = [reference, optimize_for_inference(fast, inplace=True)]
-        timing["reference_ms"], timing["ours_ms"] = _median_ms(models, x[:1], repeats)
+        if compiled:
+            models.append(compile_for_inference(models[1]))
+            with torch.inference_mode():
+                compiled_difference = (models[2](x[:1]) - expected[:1]).abs().max() / expected[:1].abs().max()
+            timing["compiled_relative_diff"] = compiled_difference.item()
+        medians = _median_ms(models, x[:1], repeats)
+        timing["reference_ms"], timing["ours_ms"] = medians[:2]
         timing["speedup"] = round(timing["reference_ms"] / timing["ours_ms"], 2)
+        if compiled:
+            timing["ours_compiled_ms"] = medians[2]
+            timing["speedup_compiled"] = round(timing["reference_ms"] / medians[2], 2)
     return {
         "reference_trainable_params": sum(p.numel() for p in reference.parameters() if p.requires_grad),
         "reference_all_params": sum(p.numel() for p in reference.parameters()),
@@ -165,9 +180,12 @@ def main() -> None:
     parser.add_argument("--num-classes", type=int, default=6)
     parser.add_argument("--scan-backend", default="auto", help="selective-scan backend of both models")
     parser.add_argument("--time", type=int, default=0, metavar="N", help="also time one image forward, median of N")
+    parser.add_argument("--compile", action="store_true", help="with --time, also time ours compiled")
     args = parser.parse_args()
     timing: dict[str, Any] = {}
-    parity = compare(args.reference_dir, args.size, args.batch, args.num_classes, args.scan_backend, args.time, timing)
+    parity = compare(
+        args.reference_dir, args.size, args.batch, args.num_classes, args.scan_backend, args.time, timing, args.compile
+    )
     print(json.dumps(parity))
     if timing:
         target = {"threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}

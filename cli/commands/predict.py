@@ -52,6 +52,12 @@ def _bands(text: str | None) -> tuple[int, ...] | None:
 @click.option("--bands", help="1-based input bands in the model's band order, e.g. 3,2,1 [default: by name or order].")
 @click.option("--nodata", type=float, help="Input no-data value [default: the raster's own mask].")
 @click.option("--resample", is_flag=True, help="Predict at the model's training pixel size, write at the input's.")
+@click.option(
+    "--compile",
+    "compile_model",
+    is_flag=True,
+    help="Compile the model first (minutes; needs a C++ compiler on CPU): faster batches, for large rasters.",
+)
 @device_option
 @overwrite_option
 @progress_option
@@ -69,6 +75,7 @@ def predict(
     bands: str | None,
     nodata: float | None,
     resample: bool,
+    compile_model: bool,
     device: str,
     overwrite: bool,
     progress_kind: str,
@@ -98,6 +105,7 @@ def predict(
         nodata=nodata,
         device=device,
         resample=resample,
+        compile=compile_model,
     )
     model = load_model(checkpoint)
     for folder in (output, vector, confidence, probabilities):

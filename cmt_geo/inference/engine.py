@@ -365,7 +365,13 @@ def predict_raster(
         net, card = load_model(model)
         bands = input_bands(src, card.band_names, options.bands)
         _warn_resolution(src, card, options.resample)
-        predictor = TilePredictor(net, card, resolve_device(options.device), options.tta)
+        predictor = TilePredictor(
+            net,
+            card,
+            resolve_device(options.device),
+            options.tta,
+            compiled_batch=options.batch_size if options.compile else None,
+        )
         reader = stack.enter_context(_at_model_resolution(src, card)) if options.resample else src
         output_bands = sum(card.num_classes if kind == "probabilities" else 1 for kind in chosen)
         tile = options.grid(card.patch_size)[0]

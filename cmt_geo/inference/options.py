@@ -26,6 +26,9 @@ class PredictOptions:
         device: "auto" (CUDA, else MPS, else CPU), "cpu", "mps", "cuda" or "cuda:N".
         resample: predict at the card's training pixel size (the input resampled bilinearly) and write the outputs
             at the input's; for inputs whose pixel size differs from the training one.
+        compile: run the model compiled (`cmt_geo.models.compile_for_inference`): minutes of compiling before the
+            first batch, then faster batches (12-20 % on a CPU); for long runs on large rasters. Every
+            batch is padded to `batch_size` windows, so the model compiles once.
     """
 
     tile_size: int | None = None
@@ -36,6 +39,7 @@ class PredictOptions:
     nodata: float | None = None
     device: str = "auto"
     resample: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         validate_fields(self, "predict option")

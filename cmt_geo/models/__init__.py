@@ -9,7 +9,7 @@
 from cmt_geo.card import ModelCard, NormalizationStats, read_card
 from cmt_geo.models.checkpoint import load_checkpoint, save_checkpoint
 from cmt_geo.models.encoders import FeatureLevel
-from cmt_geo.models.optimize import optimize_for_inference
+from cmt_geo.models.optimize import compile_for_inference, optimize_for_inference
 from cmt_geo.models.reference import convert_reference_checkpoint
 from cmt_geo.models.registry import create_model, list_models
 from cmt_geo.models.segmentation import ModelConfig, RuntimeOptions, SegmentationModel
@@ -21,6 +21,7 @@ __all__ = [
     "NormalizationStats",
     "RuntimeOptions",
     "SegmentationModel",
+    "compile_for_inference",
     "convert_reference_checkpoint",
     "create_model",
     "list_models",

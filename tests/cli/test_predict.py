@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import rasterio
+import torch
 from click.testing import CliRunner
 from cmt_geo_cli.main import cmtgeo
 
@@ -60,3 +61,15 @@ def test_bad_input_bands_and_checkpoints_are_one_line_errors(tmp_path: Path, che
     assert corrupt.exit_code == 1
     assert "checkpoint" in corrupt.stderr
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_compile_without_a_working_compiler_is_a_one_line_error(tmp_path: Path, checkpoint: Path) -> None:
+    source = write_raster(tmp_path / "ortho.tif", 64, 64)
+    args = ["predict", str(source), "-o", str(tmp_path / "classes.tif"), "--checkpoint", str(checkpoint)]
+    with torch._inductor.config.patch({"cpp.cxx": (None, "no-such-c++")}):
+        result = CliRunner().invoke(cmtgeo, [*args, "--compile", "--progress", "none"])
+    assert result.exit_code == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert "torch.compile could not compile the model" in error
+    assert "without --compile" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ortho.tif"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -180,6 +181,31 @@ def test_test_time_augmentation_keeps_the_grid_and_mostly_the_classes(tmp_path: 
             classes = out.read(1)
         assert classes.shape == reference.shape
         assert (classes == reference).mean() > 0.5
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_compiled_prediction_compiles_once_and_matches_the_plain_one(
+    tmp_path: Path, checkpoint: Path, device: str
+) -> None:
+    source = write_raster(tmp_path / "in.tif", 100, 150)  # grid rows of 3 windows: batches of 2 and 1
+    options = PredictOptions(tile_size=64, overlap=16, batch_size=2, tta="d4", device=device)  # rotated views too
+    plain = predict_raster(
+        source, tmp_path / "plain.tif", checkpoint, options=options, probabilities=tmp_path / "p.tif"
+    )
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    compiled = predict_raster(
+        source,
+        tmp_path / "compiled.tif",
+        checkpoint,
+        options=dataclasses.replace(options, compile=True),
+        probabilities=tmp_path / "pc.tif",
+    )
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs + 1
+    assert plain.probabilities is not None
+    assert compiled.probabilities is not None
+    with rasterio.open(plain.probabilities) as a, rasterio.open(compiled.probabilities) as b:
+        difference = np.abs(a.read().astype(int) - b.read().astype(int))
+    assert difference.max() <= (1 if device == "cpu" else 3)  # uint8 percent; CUDA runs in bf16
 
 
 def test_existing_outputs_are_refused_and_a_failure_leaves_nothing(tmp_path: Path, checkpoint: Path) -> None:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from cmt_geo.layers import ss2d
 from cmt_geo.layers.ss2d import SS2D, VSSBlock
+from cmt_geo.models import compile_for_inference
 
 
 def expected_parameters(d_model: int, d_state: int = 16, expand: float = 2.0, d_conv: int = 3) -> int:
@@ -164,3 +165,18 @@ def test_fused_scans_only_where_the_cpu_kernel_would_run_without_gradients(monke
     layer.requires_grad_(False)
     assert layer._fused_scan_applies(x)  # frozen, as `optimize_for_inference` leaves it
     assert not layer._fused_scan_applies(x.requires_grad_(True))
+
+
+def test_compiled_for_inference_the_layer_keeps_the_both_ways_scans_and_its_result() -> None:
+    """Under `compile_for_inference` (inductor, frozen weights) the code inductor writes calls the both-ways scan op."""
+    from torch._inductor.utils import run_and_get_code
+
+    torch.manual_seed(0)
+    layer = SS2D(16).eval().requires_grad_(False)
+    x = torch.randn(2, 6, 5, 16)
+    with torch.inference_mode():
+        expected = layer(x)
+        actual, (code, *_) = run_and_get_code(compile_for_inference(layer), x)
+    assert code.count("torch.ops.cmt_geo.selective_scan_both_ways_cpu.default(") == 2
+    assert "selective_scan_cpu.default(" not in code
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)

@@ -184,7 +184,14 @@ def main() -> None:
     args = parser.parse_args()
     timing: dict[str, Any] = {}
     parity = compare(
-        args.reference_dir, args.size, args.batch, args.num_classes, args.scan_backend, args.time, timing, args.compile
+        args.reference_dir,
+        args.size,
+        args.batch,
+        args.num_classes,
+        args.scan_backend,
+        repeats=args.time,
+        timing=timing,
+        compiled=args.compile,
     )
     print(json.dumps(parity))
     if timing:

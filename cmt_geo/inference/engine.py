@@ -10,6 +10,7 @@ size, never on its height.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -41,7 +42,7 @@ from cmt_geo.inference.model import TilePredictor, resolve_device
 from cmt_geo.inference.options import PredictOptions
 from cmt_geo.inference.overview import ModeOverview, overview_factors, overview_path, remove_overviews
 from cmt_geo.io.class_raster import write_class_metadata
-from cmt_geo.io.grid import grid_windows
+from cmt_geo.io.grid import grid_starts, grid_windows
 from cmt_geo.io.outputs import atomic_output
 from cmt_geo.io.raster import block_windows, input_bands, nodata_values, open_raster, read_window
 from cmt_geo.progress import NullProgress, Progress, check_canceled
@@ -294,6 +295,22 @@ class _StripedOutputs:
             self.overview.close()
 
 
+def _compiled_batch(reader: DatasetReader | WarpedVRT, options: PredictOptions, patch_size: int) -> int | None:
+    """The batch size to compile the model for with `options.compile`: the fewest windows that still predict a grid
+    row in as many forwards as `options.batch_size` (batches stay within a row, so a row's last one is padded);
+    None without `compile`, or for a raster smaller than one tile (each window shape would compile anew, for a
+    single batch)."""
+    if not options.compile:
+        return None
+    tile, stride = options.grid(patch_size)
+    if min(reader.height, reader.width) < tile:
+        logger.info("predicting uncompiled: the raster is smaller than one %d px tile", tile)
+        return None
+    columns = len(grid_starts(reader.width, tile, stride))
+    forwards = -(-columns // options.batch_size)
+    return -(-columns // forwards)
+
+
 def _block_cache_bytes(src: DatasetReader, bands: list[int], tile: int, output_bands: int) -> int:
     """A GDAL block cache for the rows in flight, a quarter more for GDAL's bookkeeping, at least 64 MiB: the input
     blocks one grid row of windows reads (a tile's rows and a block row more, so the rows shared with the next grid
@@ -365,14 +382,11 @@ def predict_raster(
         net, card = load_model(model)
         bands = input_bands(src, card.band_names, options.bands)
         _warn_resolution(src, card, options.resample)
-        predictor = TilePredictor(
-            net,
-            card,
-            resolve_device(options.device),
-            options.tta,
-            compiled_batch=options.batch_size if options.compile else None,
-        )
         reader = stack.enter_context(_at_model_resolution(src, card)) if options.resample else src
+        compiled_batch = _compiled_batch(reader, options, card.patch_size)
+        if compiled_batch is not None:
+            options = dataclasses.replace(options, batch_size=compiled_batch)
+        predictor = TilePredictor(net, card, resolve_device(options.device), options.tta, compiled_batch=compiled_batch)
         output_bands = sum(card.num_classes if kind == "probabilities" else 1 for kind in chosen)
         tile = options.grid(card.patch_size)[0]
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_block_cache_bytes(reader, bands, tile, output_bands)))

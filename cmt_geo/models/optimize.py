@@ -71,17 +71,21 @@ class _CompiledForInference(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.compiled = torch.compile(model, dynamic=False, options={"freezing": True})
+        self.compiled = torch.compile(model, dynamic=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config
+
         try:
-            return self.compiled(images)
+            # global while tracing: dynamo reads it to make the parameters constants (compile options come too late)
+            with torch._inductor.config.patch(freezing=True):
+                return self.compiled(images)
         except torch._dynamo.exc.BackendCompilerFailed as error:
             reason = str(error).strip().splitlines()[0]
             raise BackendUnavailableError(
-                f"torch.compile could not compile the model ({reason}); on a CPU it needs a C++ compiler (g++ or "
-                "clang), on CUDA Triton: install one, or run the model uncompiled (`cmtgeo predict` without --compile, "
-                "PredictOptions(compile=False))"
+                f"torch.compile could not compile the model ({reason}); it needs a C++ compiler (g++ or clang) on a "
+                "CPU, Triton on CUDA, and support for the device: install what is missing, or run the model "
+                "uncompiled (without compile_for_inference; `cmtgeo predict` without --compile)"
             ) from error
 
 
@@ -89,10 +93,10 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     """`model` (an eval-mode model, best from `optimize_for_inference`) under `torch.compile` with frozen weights.
 
     Inductor then folds the weights as constants, prepacks them for oneDNN / MKL and fuses the elementwise ops. The
-    first call for each input shape, dtype and memory layout compiles (minutes on a CPU: about 6 for
-    `cmt_unet_base` at 4x3x512x512 on 2 cores; inductor's cache in the temp folder shortens later runs), every
-    later call is faster (on that CPU 12-20 %). So it pays off for long runs with one input shape, such as
-    predicting large rasters; keep the shape fixed (pad partial batches), each new one compiles again.
+    first call for each input shape, dtype and memory layout compiles (minutes on a CPU: about 5 for
+    `cmt_unet_base` at 4x3x512x512 on 2 cores, in every process), every later call is faster (there 17 %: 8.5
+    instead of 10.1 s). So it pays off for long runs with one input shape, such as predicting large rasters; keep
+    the shape fixed (pad partial batches), each new one compiles again.
     Compiling needs a C++ compiler on a CPU and Triton on CUDA; a failure raises `BackendUnavailableError` at the
     first call. The model must not be changed afterwards (the frozen weights would not follow).
 

@@ -19,7 +19,7 @@ from affine import Affine
 import cmt_geo
 from cmt_geo.errors import CanceledError, CheckpointError, ConfigError, InvalidRasterError, OutputExistsError
 from cmt_geo.inference import PredictOptions, predict_raster
-from cmt_geo.inference.engine import _batches_ahead, _read_ahead, load_model
+from cmt_geo.inference.engine import _batches_ahead, _compiled_batch, _read_ahead, load_model
 from cmt_geo.inference.model import TilePredictor
 from cmt_geo.io.class_raster import read_class_names
 from cmt_geo.io.grid import grid_windows
@@ -183,6 +183,7 @@ def test_test_time_augmentation_keeps_the_grid_and_mostly_the_classes(tmp_path: 
         assert (classes == reference).mean() > 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_compiled_prediction_compiles_once_and_matches_the_plain_one(
     tmp_path: Path, checkpoint: Path, device: str
@@ -206,6 +207,19 @@ def test_compiled_prediction_compiles_once_and_matches_the_plain_one(
     with rasterio.open(plain.probabilities) as a, rasterio.open(compiled.probabilities) as b:
         difference = np.abs(a.read().astype(int) - b.read().astype(int))
     assert difference.max() <= (1 if device == "cpu" else 3)  # uint8 percent; CUDA runs in bf16
+
+
+def test_compiling_batches_spread_each_grid_row_evenly_and_skip_rasters_below_a_tile(tmp_path: Path) -> None:
+    wide = write_raster(tmp_path / "wide.tif", 64, 304)  # 64 px tiles, stride 48: 6 windows per row
+    narrow = write_raster(tmp_path / "narrow.tif", 300, 40)
+    batches = {}
+    with rasterio.open(wide) as src, rasterio.open(narrow) as small:
+        for batch_size in (1, 2, 4, 5, 6, 16):
+            options = PredictOptions(tile_size=64, overlap=16, batch_size=batch_size, compile=True)
+            batches[batch_size] = _compiled_batch(src, options, 64)
+        assert _compiled_batch(small, PredictOptions(tile_size=64, compile=True), 64) is None
+        assert _compiled_batch(src, PredictOptions(tile_size=64), 64) is None
+    assert batches == {1: 1, 2: 2, 4: 3, 5: 3, 6: 6, 16: 6}
 
 
 def test_existing_outputs_are_refused_and_a_failure_leaves_nothing(tmp_path: Path, checkpoint: Path) -> None:

@@ -177,6 +177,7 @@ def test_compiled_for_inference_the_layer_keeps_the_both_ways_scans_and_its_resu
     with torch.inference_mode():
         expected = layer(x)
         actual, (code, *_) = run_and_get_code(compile_for_inference(layer), x)
+    assert "_frozen_param" in code  # the weights are constants of the compiled code
     assert code.count("torch.ops.cmt_geo.selective_scan_both_ways_cpu.default(") == 2
     assert "selective_scan_cpu.default(" not in code
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
